@@ -1,0 +1,328 @@
+/* internal.h - declarations shared by the files of libherald's core (prefix hr_). */
+#ifndef HERALD_INTERNAL_H
+#define HERALD_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <herald/plugin.h>
+#include <herald/herald.h>
+
+#define HR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- util.c: memory, strings, time ---- */
+
+void *hr_malloc(size_t n);          /* aborts on out-of-memory; never NULL */
+void *hr_calloc(size_t n, size_t m);
+void *hr_realloc(void *p, size_t n);
+char *hr_strdup(const char *s);     /* NULL -> NULL */
+char *hr_strndup(const char *s, size_t n);
+char *hr_asprintf(const char *fmt, ...) HERALD_PRINTF(1, 2);
+int hr_streq(const char *a, const char *b); /* NULL-safe */
+
+/* Growable byte buffer, always NUL-terminated. */
+typedef struct hr_buf {
+    char *data;
+    size_t len, cap;
+} hr_buf;
+void hr_buf_add(hr_buf *b, const void *data, size_t n);
+void hr_buf_adds(hr_buf *b, const char *s);
+void hr_buf_addf(hr_buf *b, const char *fmt, ...) HERALD_PRINTF(2, 3);
+void hr_buf_reset(hr_buf *b);
+void hr_buf_free(hr_buf *b);
+
+/* 1 when s[0..n) is valid UTF-8 without NUL bytes. */
+int hr_utf8_valid(const char *s, size_t n);
+/* 1 when s contains CR, LF or any other control character except TAB. */
+int hr_has_ctl(const char *s);
+char *hr_base64(const void *data, size_t len);
+
+long long hr_now_ms(void);
+/* Unix ms -> "2026-11-22T08:00:00.000Z" into out (at least 25 bytes). */
+void hr_rfc3339(long long ms, char *out, size_t outlen);
+/* A new time-ordered unique id (UUIDv7 text, 36 chars) into out[37]. */
+void hr_new_id(char out[37]);
+long long hr_parse_retry_after(const char *value, long long now_ms);
+
+/* Read a whole small file; refuses group/other-readable files when
+ * private_only. On error returns NULL and writes a message into err. */
+char *hr_read_file(const char *path, int private_only, size_t max, char *err, size_t errlen);
+
+/* ---- log.c: one printf-checked logger with levels and secret redaction ---- */
+
+void hr_log(int level, const char *fmt, ...) HERALD_PRINTF(2, 3);
+void hr_vlog(int level, const char *prefix, const char *fmt, va_list ap) HERALD_PRINTF(3, 0);
+void hr_log_set_level(int level);
+int hr_log_level(void);
+/* Register a secret to be replaced by "***" wherever the host prints text. */
+void hr_secret_add(const char *secret);
+void hr_secrets_clear(void);
+/* Copy src into a new string with every registered secret redacted. */
+char *hr_redact(const char *src);
+
+/* ---- url.c ---- */
+
+typedef struct hr_url {
+    char *scheme, *user, *password, *host, *port, *path, *query, *fragment;
+} hr_url;
+/* Split an absolute URL "scheme://[user[:pass]@]host[:port][/path][?query][#frag]".
+ * user and password are percent-decoded. On error returns HERALD_E_INVALID and
+ * explains in err. */
+herald_status hr_url_split(const char *url, hr_url *out, char *err, size_t errlen);
+void hr_url_free(hr_url *u);
+/* Copy url with any password in its userinfo replaced by "***". */
+char *hr_url_redact(const char *url);
+
+/* ---- event.c: events as the core sees them ---- */
+
+typedef struct hr_field {
+    char *name, *value;
+} hr_field;
+
+typedef struct hr_limits {
+    size_t max_title; /* bytes */
+    size_t max_body;  /* bytes */
+    size_t max_fields;
+    size_t max_field_value;
+} hr_limits;
+extern const hr_limits hr_default_limits;
+
+struct herald_event {
+    char id[37];
+    char *type;
+    herald_severity severity;
+    char *title, *body, *source, *user, *idempotency_key;
+    char *data; /* JSON text or NULL */
+    hr_field *fields;
+    size_t nfields;
+    long long created_ms;
+    char timestamp[32];
+};
+
+/* Check the event against the limits; the message names the field and the fix. */
+herald_status hr_event_validate(const herald_event *ev, const hr_limits *lim, char *err,
+                                size_t errlen);
+/* Stamp id and time (done at acceptance). */
+void hr_event_stamp(herald_event *ev);
+char *hr_event_json(const herald_event *ev); /* canonical payload; hr_malloc'd */
+int hr_valid_event_type(const char *type);
+
+/* What a plugin sees of an event: the event plus the addressee on this channel. */
+struct herald_message {
+    const herald_event *ev;
+    const char *address;
+};
+
+/* ---- settings.c: a channel's validated settings ---- */
+
+typedef struct hr_setting {
+    char *name;
+    herald_setting_type type;
+    char *str;
+    long long num;
+    int boolean;
+    size_t n;
+    char **keys, **vals; /* MAP: keys+vals; LIST: vals */
+    char *origin;        /* "file:line" for messages */
+    int secret;
+} hr_setting;
+
+struct herald_settings {
+    hr_setting *v;
+    size_t n;
+};
+
+struct herald_settings_builder {
+    herald_settings *s;
+    const herald_setting_spec *spec;
+    const char *plugin;
+    char err[256];
+};
+
+const herald_setting_spec *hr_spec_find(const herald_setting_spec *spec, const char *name);
+hr_setting *hr_settings_get(const herald_settings *s, const char *name);
+hr_setting *hr_settings_add(herald_settings *s, const char *name, herald_setting_type type);
+void hr_settings_free(herald_settings *s);
+herald_status hr_settings_put(herald_settings_builder *b, const char *name, const char *value);
+herald_status hr_settings_put_item(herald_settings_builder *b, const char *name,
+                                   const char *key, const char *value);
+/* Check required settings are present; names the missing one in err. */
+herald_status hr_settings_check_required(const herald_settings *s, const herald_setting_spec *spec,
+                                         char *err, size_t errlen);
+
+/* ---- config.c: the configuration file ---- */
+
+typedef struct hr_channel_conf {
+    char *name;
+    char *plugin;     /* NULL until resolved when only a URL was given */
+    char *url;        /* Apprise-style URL, or NULL */
+    char *origin;     /* "file:line" of the channel entry */
+    herald_settings settings; /* unvalidated raw values, typed by libconfig */
+    void *raw;        /* config_setting_t* of the entry, for validation */
+} hr_channel_conf;
+
+typedef struct hr_config {
+    char *path;      /* NULL when running without a file */
+    char *database;
+    char *plugin_path;
+    hr_limits limits;
+    hr_channel_conf *channels;
+    size_t nchannels;
+    void *cfg; /* config_t* */
+} hr_config;
+
+/* Load and check the shape of the file. Errors are one line "file:line: ...". */
+herald_status hr_config_load(const char *path, hr_config **out, char *err, size_t errlen);
+hr_config *hr_config_empty(void);
+void hr_config_free(hr_config *c);
+hr_channel_conf *hr_config_channel(hr_config *c, const char *name);
+/* Which file to use: -c, then $HERALD_CONFIG, then the default. *explicit is set
+ * when the user named the file (a missing file is then an error). */
+const char *hr_config_pick(const char *cli_path, int *explicit_);
+/* Validate a channel's raw libconfig entry against a plugin's settings table,
+ * filling `out`. */
+herald_status hr_config_channel_settings(const hr_channel_conf *cc, const char *plugin,
+                                         const herald_setting_spec *spec, herald_settings *out,
+                                         char *err, size_t errlen);
+
+/* ---- module.c: the only file that knows about libltdl ---- */
+
+typedef struct hr_module hr_module;
+int hr_module_init(void);
+hr_module *hr_module_open(const char *path, char *err, size_t errlen);
+void *hr_module_sym(hr_module *m, const char *name);
+void hr_module_close(hr_module *m);
+
+/* ---- loader.c: finding and vetting plugins ---- */
+
+typedef struct hr_plugin {
+    char *name;
+    char *path;
+    const herald_plugin *info;
+    hr_module *mod;
+    struct hr_plugin *next;
+} hr_plugin;
+
+typedef struct hr_loader {
+    char **dirs;
+    size_t ndirs;
+    hr_plugin *plugins;
+} hr_loader;
+
+/* path: colon-separated directories; NULL means $HERALD_PLUGIN_PATH, then the
+ * configured plugin_path, then the built-in plugin directory. */
+hr_loader *hr_loader_new(const char *config_path_setting);
+void hr_loader_free(hr_loader *l);
+/* Load plugin `name` (once). Every refusal is one line naming the file, the
+ * versions and the remedy. */
+herald_status hr_loader_get(hr_loader *l, const char *name, hr_plugin **out, char *err,
+                            size_t errlen);
+/* Find the plugin that declares URL scheme `scheme`, loading candidates. */
+herald_status hr_loader_by_scheme(hr_loader *l, const char *scheme, hr_plugin **out, char *err,
+                                  size_t errlen);
+/* Names of every plugin file in the search path (sorted, unique); free with hr_strv_free. */
+char **hr_loader_scan(hr_loader *l);
+void hr_strv_free(char **v);
+/* Vet an info block read from `path` for plugin `name`. */
+herald_status hr_plugin_check(const herald_plugin *info, const char *name, const char *path,
+                              char *err, size_t errlen);
+
+/* ---- host.c: the host-function table and the objects it works on ---- */
+
+extern const herald_host hr_host;
+
+typedef enum hr_ex_kind {
+    HR_EX_NONE = 0,
+    HR_EX_HTTP,
+    HR_EX_CONNECT,
+    HR_EX_SMTP
+} hr_ex_kind;
+
+struct herald_exchange {
+    herald_purpose purpose;
+    int step;
+    hr_ex_kind kind;
+    char *method, *url;
+    char **headers; /* "Name: value" */
+    size_t nheaders;
+    hr_buf body;
+    long long timeout_ms;
+    char *ca_file;
+    int insecure;
+    char *mail_from, *smtp_user, *smtp_pass, *smtp_verb;
+    char **rcpts;
+    size_t nrcpts;
+    unsigned smtp_flags;
+    herald_status err; /* first error while describing the step */
+    char errmsg[256];
+};
+
+#define HR_RESPONSE_BODY_MAX (1024 * 1024)
+
+struct herald_response {
+    long code;
+    herald_status transport;
+    char error[256];
+    hr_field *headers;
+    size_t nheaders;
+    hr_buf body;
+    long long elapsed_ms;
+};
+
+struct herald_result {
+    herald_verdict verdict;
+    herald_status status;
+    long long retry_at;
+    int set;
+    char detail[512];
+};
+
+struct herald_channel {
+    char *name;
+    hr_plugin *plugin;
+    void *state;
+    int created;
+    herald_settings settings;
+};
+
+void hr_exchange_init(herald_exchange *ex, herald_purpose p);
+void hr_exchange_clear(herald_exchange *ex); /* frees the current step's description */
+void hr_response_clear(herald_response *r);
+
+/* ---- transport.c: executing exchanges ---- */
+
+int hr_transport_global_init(void);
+/* Run one step; always fills r (transport status, code, headers, body). */
+void hr_transport_run(const herald_exchange *ex, herald_response *r);
+
+/* ---- channel.c: channel instances and the synchronous delivery loop ---- */
+
+typedef struct hr_outcome {
+    herald_verdict verdict;
+    herald_status status;
+    long code;
+    long long retry_at;
+    long long elapsed_ms;
+    int steps;
+    char detail[512]; /* redacted */
+} hr_outcome;
+
+/* Create a channel from its config entry: load the plugin, validate, create(). */
+herald_status hr_channel_open(hr_loader *l, hr_channel_conf *cc, herald_channel **out, char *err,
+                              size_t errlen);
+/* Create an ad-hoc channel from a URL given on the command line. */
+herald_status hr_channel_open_url(hr_loader *l, const char *name, const char *url,
+                                  herald_channel **out, char *err, size_t errlen);
+void hr_channel_close(herald_channel *ch);
+/* One attempt of a delivery, or a test, to completion. */
+void hr_channel_deliver(herald_channel *ch, const herald_message *m, herald_purpose p,
+                        unsigned test_flags, hr_outcome *out);
+
+const char *hr_verdict_name(herald_verdict v);
+const char *hr_severity_name(herald_severity s);
+int hr_severity_parse(const char *s, herald_severity *out);
+const char *hr_status_name(herald_status st);
+
+#endif /* HERALD_INTERNAL_H */

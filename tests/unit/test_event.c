@@ -1,0 +1,121 @@
+/* test_event.c - event validation, UTF-8 checks, ids and the canonical JSON payload. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "internal.h"
+#include "tap.h"
+
+static herald_event base(void)
+{
+    herald_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = "backup.failed";
+    ev.title = "Backup failed";
+    ev.body = "disk full";
+    ev.severity = HERALD_SEVERITY_ERROR;
+    return ev;
+}
+
+static void bad(herald_event *ev, herald_status want, const char *needle, const char *name)
+{
+    char err[512] = "";
+    herald_status st = hr_event_validate(ev, &hr_default_limits, err, sizeof err);
+    is_int(st, want, name);
+    like(err, needle, "message names the problem");
+}
+
+int main(void)
+{
+    char err[512];
+    herald_event ev = base();
+    is_int(hr_event_validate(&ev, &hr_default_limits, err, sizeof err), HERALD_OK, "valid event");
+
+    ok(hr_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15), "valid UTF-8");
+    ok(!hr_utf8_valid("\xff\xfe", 2), "invalid bytes");
+    ok(!hr_utf8_valid("\xc0\xaf", 2), "overlong encoding");
+    ok(!hr_utf8_valid("\xed\xa0\x80", 3), "UTF-16 surrogate");
+    ok(!hr_utf8_valid("\xe2\x82", 2), "truncated sequence");
+    ok(!hr_utf8_valid("a\0b", 3), "NUL byte");
+    ok(!hr_utf8_valid("\xf4\x90\x80\x80", 4), "above U+10FFFF");
+
+    ok(hr_valid_event_type("a.b-c_d.e1"), "dotted type");
+    ok(!hr_valid_event_type("Backup.Failed"), "uppercase type");
+    ok(!hr_valid_event_type("a..b"), "empty segment");
+    ok(!hr_valid_event_type(".a"), "leading dot");
+    ok(!hr_valid_event_type("a."), "trailing dot");
+    ok(!hr_valid_event_type(""), "empty type");
+
+    ev = base(); ev.type = "Bad Type";
+    bad(&ev, HERALD_E_INVALID, "event type 'Bad Type' is invalid", "bad type");
+    ev = base(); ev.title = "";
+    bad(&ev, HERALD_E_INVALID, "title (summary) is empty", "empty title");
+    ev = base(); ev.title = "\xff\xfe";
+    bad(&ev, HERALD_E_ENCODING, "title is not valid UTF-8", "invalid title");
+    ev = base(); ev.body = "ok \xc0\xaf";
+    bad(&ev, HERALD_E_ENCODING, "body is not valid UTF-8", "invalid body");
+
+    char *big = malloc(hr_default_limits.max_body + 2);
+    memset(big, 'x', hr_default_limits.max_body + 1);
+    big[hr_default_limits.max_body + 1] = '\0';
+    ev = base(); ev.body = big;
+    bad(&ev, HERALD_E_TOO_LARGE, "over the limit of 65536", "oversized body");
+    big[hr_default_limits.max_body] = '\0';
+    is_int(hr_event_validate(&ev, &hr_default_limits, err, sizeof err), HERALD_OK,
+           "body exactly at the limit");
+    big[hr_default_limits.max_title + 1] = '\0';
+    ev = base(); ev.title = big;
+    bad(&ev, HERALD_E_TOO_LARGE, "max_title", "oversized title");
+    free(big);
+
+    hr_field f2[2] = {{"host", "db1"}, {"host", "db2"}};
+    ev = base(); ev.fields = f2; ev.nfields = 2;
+    bad(&ev, HERALD_E_INVALID, "given twice", "duplicate field");
+    hr_field f1[1] = {{"bad name", "x"}};
+    ev = base(); ev.fields = f1; ev.nfields = 1;
+    bad(&ev, HERALD_E_INVALID, "field name 'bad name' is invalid", "bad field name");
+    ev = base(); ev.data = "{\"a\":";
+    bad(&ev, HERALD_E_INVALID, "data is not valid JSON", "bad data");
+
+    /* Canonical payload: exact keys, order and values. */
+    hr_field fields[2] = {{"host", "db1"}, {"disk", "sda"}};
+    ev = base();
+    ev.fields = fields;
+    ev.nfields = 2;
+    ev.source = "cron";
+    ev.data = "{\"size\":42}";
+    hr_event_stamp(&ev);
+    is_int(strlen(ev.id), 36, "id is 36 characters");
+    ok(ev.id[14] == '7', "id is a UUIDv7");
+    ok(strchr("89ab", ev.id[19]) != NULL, "id has the RFC 9562 variant");
+    is_int(strlen(ev.timestamp), 24, "timestamp length");
+    ok(ev.timestamp[23] == 'Z' && ev.timestamp[10] == 'T', "timestamp is RFC 3339 UTC");
+
+    char id2[37];
+    usleep(2000); /* ids order by millisecond; within one they are random */
+    hr_new_id(id2);
+    ok(strcmp(id2, ev.id) > 0, "ids sort by creation time");
+
+    char *json = hr_event_json(&ev);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "{\"id\":\"%s\",\"type\":\"backup.failed\",\"severity\":\"error\","
+             "\"title\":\"Backup failed\",\"body\":\"disk full\","
+             "\"fields\":{\"host\":\"db1\",\"disk\":\"sda\"},\"data\":{\"size\":42},"
+             "\"source\":\"cron\",\"timestamp\":\"%s\"}",
+             ev.id, ev.timestamp);
+    is_str(json, want, "canonical event JSON");
+    free(json);
+
+    ev.data = NULL;
+    ev.source = NULL;
+    ev.nfields = 0;
+    json = hr_event_json(&ev);
+    like(json, "\"fields\":{},\"data\":null,\"source\":null", "absent parts are {} and null");
+    free(json);
+    return done_testing();
+}

@@ -1,0 +1,178 @@
+/* test_webhook.c - the webhook plugin's URL form, request building and response classes. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "tap.h"
+
+static hr_loader *loader;
+static hr_plugin *plugin;
+
+static herald_channel *open_url(const char *url, char *err, size_t errlen)
+{
+    herald_channel *ch = NULL;
+    if (hr_channel_open_url(loader, "t", url, &ch, err, errlen) != HERALD_OK)
+        return NULL;
+    return ch;
+}
+
+static const char *header(const herald_exchange *ex, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < ex->nheaders; i++)
+        if (!strncmp(ex->headers[i], name, n) && ex->headers[i][n] == ':')
+            return ex->headers[i] + n + 2;
+    return NULL;
+}
+
+/* Feed a synthetic response into interpret() and return the verdict. */
+static herald_result classify(herald_channel *ch, long code, herald_status transport,
+                              const char *retry_after, const char *body)
+{
+    herald_exchange ex;
+    hr_exchange_init(&ex, HERALD_PURPOSE_SEND);
+    herald_response r = {0};
+    r.code = code;
+    r.transport = transport;
+    if (transport != HERALD_OK)
+        snprintf(r.error, sizeof r.error, "simulated");
+    if (retry_after) {
+        r.headers = hr_calloc(1, sizeof *r.headers);
+        r.headers[0].name = hr_strdup("retry-after"); /* any case */
+        r.headers[0].value = hr_strdup(retry_after);
+        r.nheaders = 1;
+    }
+    if (body)
+        hr_buf_adds(&r.body, body);
+    herald_result res = {0};
+    plugin->info->interpret(ch->state, NULL, &r, &ex, &res);
+    hr_response_clear(&r);
+    hr_exchange_clear(&ex);
+    return res;
+}
+
+static void expect(herald_channel *ch, long code, herald_status transport, herald_verdict v,
+                   herald_status st, const char *label)
+{
+    herald_result res = classify(ch, code, transport, NULL, "x");
+    ok(res.set && res.verdict == v && res.status == st, label);
+    if (res.verdict != v || res.status != st)
+        printf("#   got verdict %s status %s (%s)\n", hr_verdict_name(res.verdict),
+               hr_status_name(res.status), res.detail);
+}
+
+int main(void)
+{
+    if (!getenv("HERALD_PLUGIN_PATH")) {
+        printf("1..0 # SKIP HERALD_PLUGIN_PATH not set (run via make check)\n");
+        return 0;
+    }
+    hr_transport_global_init();
+    loader = hr_loader_new(NULL);
+    char err[1024] = "";
+    if (hr_loader_get(loader, "webhook", &plugin, err, sizeof err) != HERALD_OK) {
+        printf("Bail out! %s\n", err);
+        return 1;
+    }
+
+    /* Apprise URL form. */
+    herald_channel *ch = open_url("json://u%40x:p%3Aw@example.org:8080/in/hook?method=put&"
+                                  "+X-Api-Key=k%20ey&keep=1", err, sizeof err);
+    if (!ok(ch != NULL, "json:// URL accepted"))
+        printf("# %s\n", err);
+    if (ch) {
+        hr_setting *v = hr_settings_get(&ch->settings, "url");
+        is_str(v ? v->str : NULL, "http://example.org:8080/in/hook?keep=1",
+               "json:// becomes http://, unknown parameters stay");
+        v = hr_settings_get(&ch->settings, "method");
+        is_str(v ? v->str : NULL, "PUT", "method parameter");
+        v = hr_settings_get(&ch->settings, "headers");
+        ok(v && v->n == 2, "two headers from the URL");
+        is_str(v && v->n > 0 ? v->keys[0] : NULL, "X-Api-Key", "+Header parameter");
+        is_str(v && v->n > 0 ? v->vals[0] : NULL, "k ey", "header value unescaped");
+        is_str(v && v->n > 1 ? v->vals[1] : NULL, "Basic dUB4OnA6dw==",
+               "user:password become Basic auth");
+        char *red = hr_redact("header k ey and Basic dUB4OnA6dw==");
+        is_str(red, "header *** and ***", "credential headers are redacted");
+        free(red);
+
+        /* Request building. */
+        herald_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.type = "backup.failed";
+        ev.title = "T";
+        ev.body = "B";
+        hr_event_stamp(&ev);
+        herald_message m = {.ev = &ev};
+        herald_exchange ex;
+        herald_result res = {0};
+        hr_exchange_init(&ex, HERALD_PURPOSE_SEND);
+        is_int(plugin->info->send(ch->state, &m, &ex, &res), HERALD_OK, "send describes");
+        is_int(ex.kind, HR_EX_HTTP, "an HTTP request");
+        is_str(ex.method, "PUT", "with the configured method");
+        is_str(ex.url, "http://example.org:8080/in/hook?keep=1", "to the URL");
+        is_str(header(&ex, "Content-Type"), "application/json", "JSON content type");
+        is_str(header(&ex, "X-Api-Key"), "k ey", "extra header");
+        char *json = hr_event_json(&ev);
+        is_str(ex.body.data, json, "body is the canonical event JSON");
+        free(json);
+        is_int(ex.timeout_ms, 10000, "default timeout 10 s");
+        ok(ex.err == HERALD_OK, "no build error");
+        hr_exchange_clear(&ex);
+
+        /* test() without --send only connects. */
+        hr_exchange_init(&ex, HERALD_PURPOSE_TEST);
+        plugin->info->test(ch->state, 0, &m, &ex, &res);
+        is_int(ex.kind, HR_EX_CONNECT, "test connects without a request");
+        hr_exchange_clear(&ex);
+        hr_exchange_init(&ex, HERALD_PURPOSE_TEST);
+        plugin->info->test(ch->state, HERALD_TEST_SEND, &m, &ex, &res);
+        is_int(ex.kind, HR_EX_HTTP, "test --send sends a request");
+        hr_exchange_clear(&ex);
+
+        /* Response classes. */
+        expect(ch, 200, HERALD_OK, HERALD_VERDICT_OK, HERALD_OK, "200 ok");
+        expect(ch, 204, HERALD_OK, HERALD_VERDICT_OK, HERALD_OK, "204 ok");
+        expect(ch, 301, HERALD_OK, HERALD_VERDICT_FAILED, HERALD_E_REDIRECT, "301 failed");
+        expect(ch, 308, HERALD_OK, HERALD_VERDICT_FAILED, HERALD_E_REDIRECT, "308 failed");
+        expect(ch, 400, HERALD_OK, HERALD_VERDICT_FAILED, HERALD_E_REJECTED, "400 permanent");
+        expect(ch, 401, HERALD_OK, HERALD_VERDICT_FAILED, HERALD_E_AUTH, "401 auth");
+        expect(ch, 404, HERALD_OK, HERALD_VERDICT_FAILED, HERALD_E_REJECTED, "404 permanent");
+        expect(ch, 408, HERALD_OK, HERALD_VERDICT_RETRY, HERALD_E_TIMEOUT, "408 retry");
+        expect(ch, 410, HERALD_OK, HERALD_VERDICT_DISABLE, HERALD_E_GONE, "410 disable");
+        expect(ch, 429, HERALD_OK, HERALD_VERDICT_RETRY, HERALD_E_RATE_LIMITED, "429 retry");
+        expect(ch, 500, HERALD_OK, HERALD_VERDICT_RETRY, HERALD_E_SERVER, "500 retry");
+        expect(ch, 503, HERALD_OK, HERALD_VERDICT_RETRY, HERALD_E_SERVER, "503 retry");
+        expect(ch, 0, HERALD_E_TIMEOUT, HERALD_VERDICT_RETRY, HERALD_E_TIMEOUT, "timeout retry");
+        expect(ch, 0, HERALD_E_CONNECT, HERALD_VERDICT_RETRY, HERALD_E_CONNECT, "refused retry");
+        expect(ch, 0, HERALD_E_TLS, HERALD_VERDICT_FAILED, HERALD_E_TLS, "TLS failure permanent");
+
+        long long before = hr_now_ms();
+        res = classify(ch, 429, HERALD_OK, "30", NULL);
+        ok(res.retry_at >= before + 30000 && res.retry_at <= hr_now_ms() + 30000,
+           "Retry-After seconds become retry_at");
+        like(res.detail, "Retry-After: 30", "detail shows Retry-After");
+        res = classify(ch, 503, HERALD_OK, "Wed, 21 Oct 2099 07:28:00 GMT", NULL);
+        is_int(res.retry_at, 4096250880000LL, "Retry-After HTTP-date on 503");
+        res = classify(ch, 500, HERALD_OK, NULL, "line1\r\nline2");
+        like(res.detail, "HTTP 500: line1  line2", "body excerpt without control characters");
+        hr_channel_close(ch);
+    }
+
+    ch = open_url("jsons://example.org", err, sizeof err);
+    ok(ch && !strcmp(hr_settings_get(&ch->settings, "url")->str, "https://example.org/"),
+       "jsons:// becomes https:// with a root path");
+    hr_channel_close(ch);
+
+    ch = open_url("json://example.org/?method=delete", err, sizeof err);
+    ok(ch == NULL, "unsupported method refused");
+    like(err, "method must be POST, PUT or PATCH", "and the message says which are allowed");
+
+    ch = open_url("json://example.org/?+Bad%0AName=x", err, sizeof err);
+    ok(ch == NULL, "CR/LF in a header name refused");
+
+    hr_loader_free(loader);
+    return done_testing();
+}
