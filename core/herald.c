@@ -722,7 +722,7 @@ int main(int argc, char **argv)
         case 'c': c.config_opt = optarg; break;
         case 'v': level = level < HERALD_LOG_NOTICE ? HERALD_LOG_NOTICE : level + 1; break;
         case 'q': level = HERALD_LOG_ERROR; break;
-        case 'V': printf("herald %s (plugin ABI %d.%d)\n", HERALD_VERSION, HERALD_PLUGIN_ABI_MAJOR,
+        case 'V': printf("herald %s\nplugin ABI %d.%d\n", HERALD_VERSION, HERALD_PLUGIN_ABI_MAJOR,
                          HERALD_PLUGIN_ABI_MINOR);
                   return 0;
         case 'h': fputs(main_usage, stdout); return 0;

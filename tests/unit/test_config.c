@@ -148,6 +148,7 @@ int main(void)
                              " token_file = \"%s\"; } );\n", secret);
     st = try_config(text, err, sizeof err, &s, NULL);
     ok(st == HERALD_E_CONFIG, "group-readable secret file refused");
+    hr_settings_free(&s);
     like(err, "chmod 600", "message says how to fix the mode");
     chmod(secret, 0600);
     st = try_config(text, err, sizeof err, &s, NULL);
