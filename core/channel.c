@@ -30,7 +30,8 @@ static herald_status channel_create(hr_plugin *p, const char *name, const char *
 {
     char why[512];
     if (hr_settings_check_required(settings, p->info->settings, why, sizeof why) != HERALD_OK) {
-        snprintf(err, errlen, "%s: channel '%s': %s for plugin %s", origin, name, why, p->name);
+        snprintf(err, errlen, "%s%schannel '%s': %s for plugin %s", origin ? origin : "",
+                 origin ? ": " : "", name, why, p->name);
         hr_settings_free(settings);
         return HERALD_E_CONFIG;
     }
@@ -43,8 +44,8 @@ static herald_status channel_create(hr_plugin *p, const char *name, const char *
     herald_status st = p->info->create(&hr_host, ch, &ch->settings, &ch->state, &res);
     if (st != HERALD_OK) {
         char *detail = hr_redact(res.set && res.detail[0] ? res.detail : herald_strerror(st));
-        snprintf(err, errlen, "%s: channel '%s': plugin %s refused its settings: %s", origin, name,
-                 p->name, detail);
+        snprintf(err, errlen, "%s%schannel '%s': plugin %s refused its settings: %s",
+                 origin ? origin : "", origin ? ": " : "", name, p->name, detail);
         free(detail);
         hr_channel_close(ch);
         return st == HERALD_E_NOMEM ? st : HERALD_E_CONFIG;
@@ -109,7 +110,7 @@ herald_status hr_channel_open_url(hr_loader *l, const char *name, const char *ur
         hr_settings_free(&settings);
         return HERALD_E_INVALID;
     }
-    return channel_create(p, name, "--to", &settings, out, err, errlen);
+    return channel_create(p, name, NULL, &settings, out, err, errlen);
 }
 
 void hr_channel_close(herald_channel *ch)

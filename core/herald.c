@@ -431,8 +431,12 @@ static int cmd_send(ctx *c, int argc, char **argv)
     if (hr_event_validate(&ev, lim, err, sizeof err) != HERALD_OK)
         die_usage("%s", err);
     if (nto == 0 && c->cfg->nchannels == 0) {
-        fprintf(stderr, "herald: no channel to send to: %s defines none; add a channel or use "
-                "--to URL\n", c->cfg->path ? c->cfg->path : "there is no config file and it");
+        if (c->cfg->path)
+            fprintf(stderr, "herald: no channel to send to: %s defines no channels; add one or "
+                    "use --to URL\n", c->cfg->path);
+        else
+            fprintf(stderr, "herald: no channel to send to: there is no configuration file; "
+                    "create %s or use --to URL\n", HERALD_SYSCONFDIR "/herald/herald.conf");
         event_free(&ev);
         ctx_free(c);
         return EXIT_NOTHING;
