@@ -143,75 +143,137 @@ static void op_failed(hr_outcome *out, const char *op, herald_status st, const h
            detail);
 }
 
+/* Run the op that starts the conversation. Returns 1 when the exchange is
+ * ready for the transport, 0 when the job is finished (out is set). */
+static int job_begin(hr_job *j)
+{
+    const herald_plugin *info = j->ch->plugin->info;
+    memset(&j->out, 0, sizeof j->out);
+    memset(&j->res, 0, sizeof j->res);
+    memset(&j->resp, 0, sizeof j->resp);
+    hr_exchange_init(&j->ex, j->purpose);
+    j->t0 = hr_now_ms();
+    herald_status st = j->purpose == HERALD_PURPOSE_TEST
+                           ? info->test(j->ch->state, j->test_flags, j->m, &j->ex, &j->res)
+                           : info->send(j->ch->state, j->m, &j->ex, &j->res);
+    if (st != HERALD_OK) {
+        op_failed(&j->out, j->purpose == HERALD_PURPOSE_TEST ? "test" : "send", st, &j->res);
+        return 0;
+    }
+    if (info->flags & HERALD_PLUGIN_F_BLOCKING) {
+        if (!j->res.set)
+            finish(&j->out, HERALD_VERDICT_FAILED, HERALD_E_PLUGIN, "blocking plugin set no verdict");
+        else
+            finish(&j->out, j->res.verdict, j->res.status, j->res.detail);
+        j->out.retry_at = j->res.retry_at;
+        return 0;
+    }
+    if (j->ex.kind == HR_EX_NONE && j->ex.err == HERALD_OK) {
+        if (j->res.set && j->res.verdict != HERALD_VERDICT_CONTINUE)
+            finish(&j->out, j->res.verdict, j->res.status, j->res.detail); /* decided without I/O */
+        else
+            finish(&j->out, HERALD_VERDICT_FAILED, HERALD_E_PLUGIN, "plugin described no request");
+        return 0;
+    }
+    if (j->ex.err != HERALD_OK) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "plugin built an invalid request: %s", j->ex.errmsg);
+        finish(&j->out, HERALD_VERDICT_FAILED, j->ex.err, detail);
+        return 0;
+    }
+    j->step = j->ex.step;
+    return 1;
+}
+
+/* After a response: interpret it. Returns 1 when another step is ready. */
+static int job_next(hr_job *j)
+{
+    const herald_plugin *info = j->ch->plugin->info;
+    j->out.steps++;
+    j->out.code = j->resp.code;
+    memset(&j->res, 0, sizeof j->res);
+    herald_status st = info->interpret(j->ch->state, j->m, &j->resp, &j->ex, &j->res);
+    if (st != HERALD_OK) {
+        op_failed(&j->out, "interpret", st, &j->res);
+        return 0;
+    }
+    if (!j->res.set) {
+        finish(&j->out, HERALD_VERDICT_FAILED, HERALD_E_PLUGIN, "plugin set no verdict");
+        return 0;
+    }
+    if (j->res.verdict != HERALD_VERDICT_CONTINUE) {
+        finish(&j->out, j->res.verdict, j->res.status, j->res.detail);
+        j->out.retry_at = j->res.retry_at;
+        return 0;
+    }
+    if (j->ex.step == j->step || j->out.steps >= MAX_STEPS) {
+        finish(&j->out, HERALD_VERDICT_FAILED, HERALD_E_PLUGIN,
+               j->ex.step == j->step ? "plugin asked to continue without a new request"
+                                     : "plugin exceeded the maximum number of steps");
+        return 0;
+    }
+    if (j->ex.err != HERALD_OK) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "plugin built an invalid request: %s", j->ex.errmsg);
+        finish(&j->out, HERALD_VERDICT_FAILED, j->ex.err, detail);
+        return 0;
+    }
+    j->step = j->ex.step;
+    return 1;
+}
+
+static void job_end(hr_job *j)
+{
+    j->out.elapsed_ms = hr_now_ms() - j->t0;
+    if (j->out.code == 0)
+        j->out.code = j->resp.code;
+    /* Keep the start of the body for the delivery log before it is freed. */
+    size_t n = j->resp.body.len < sizeof j->out.excerpt - 1 ? j->resp.body.len
+                                                            : sizeof j->out.excerpt - 1;
+    if (n)
+        memcpy(j->out.excerpt, j->resp.body.data, n);
+    j->out.excerpt[n] = '\0';
+    hr_exchange_clear(&j->ex);
+    hr_response_clear(&j->resp);
+}
+
 void hr_channel_deliver(herald_channel *ch, const herald_message *m, herald_purpose p,
                         unsigned test_flags, hr_outcome *out)
 {
-    const herald_plugin *info = ch->plugin->info;
-    herald_exchange ex;
-    herald_response resp = {0};
-    herald_result res = {0};
-    memset(out, 0, sizeof *out);
-    hr_exchange_init(&ex, p);
+    hr_job j;
+    memset(&j, 0, sizeof j);
+    j.ch = ch;
+    j.m = m;
+    j.purpose = p;
+    j.test_flags = test_flags;
+    if (job_begin(&j)) {
+        do
+            hr_transport_run(&j.ex, &j.resp);
+        while (job_next(&j));
+    }
+    job_end(&j);
+    *out = j.out;
+}
 
-    long long t0 = hr_now_ms();
-    herald_status st = p == HERALD_PURPOSE_TEST ? info->test(ch->state, test_flags, m, &ex, &res)
-                                                : info->send(ch->state, m, &ex, &res);
-    if (st != HERALD_OK) {
-        op_failed(out, p == HERALD_PURPOSE_TEST ? "test" : "send", st, &res);
-        goto done;
+static void job_on_response(void *arg)
+{
+    hr_job *j = arg;
+    if (job_next(j)) {
+        hr_engine_submit(j->engine, &j->ex, &j->resp, job_on_response, j);
+        return;
     }
-    if (info->flags & HERALD_PLUGIN_F_BLOCKING) {
-        if (!res.set)
-            finish(out, HERALD_VERDICT_FAILED, HERALD_E_PLUGIN, "blocking plugin set no verdict");
-        else
-            finish(out, res.verdict, res.status, res.detail);
-        out->retry_at = res.retry_at;
-        goto done;
+    job_end(j);
+    j->done(j);
+}
+
+void hr_job_start(hr_job *j, hr_engine *e, void (*done)(hr_job *))
+{
+    j->engine = e;
+    j->done = done;
+    if (job_begin(j)) {
+        hr_engine_submit(e, &j->ex, &j->resp, job_on_response, j);
+        return;
     }
-    for (;;) {
-        if (ex.kind == HR_EX_NONE && ex.err == HERALD_OK) {
-            if (res.set && res.verdict != HERALD_VERDICT_CONTINUE) {
-                /* The plugin decided without any I/O (e.g. nothing to send). */
-                finish(out, res.verdict, res.status, res.detail);
-                break;
-            }
-            finish(out, HERALD_VERDICT_FAILED, HERALD_E_PLUGIN, "plugin described no request");
-            break;
-        }
-        if (ex.err != HERALD_OK) {
-            char detail[300];
-            snprintf(detail, sizeof detail, "plugin built an invalid request: %s", ex.errmsg);
-            finish(out, HERALD_VERDICT_FAILED, ex.err, detail);
-            break;
-        }
-        int step = ex.step;
-        hr_transport_run(&ex, &resp);
-        out->steps++;
-        out->code = resp.code;
-        memset(&res, 0, sizeof res);
-        st = info->interpret(ch->state, m, &resp, &ex, &res);
-        if (st != HERALD_OK) {
-            op_failed(out, "interpret", st, &res);
-            break;
-        }
-        if (!res.set) {
-            finish(out, HERALD_VERDICT_FAILED, HERALD_E_PLUGIN, "plugin set no verdict");
-            break;
-        }
-        if (res.verdict != HERALD_VERDICT_CONTINUE) {
-            finish(out, res.verdict, res.status, res.detail);
-            out->retry_at = res.retry_at;
-            break;
-        }
-        if (ex.step == step || out->steps >= MAX_STEPS) {
-            finish(out, HERALD_VERDICT_FAILED, HERALD_E_PLUGIN,
-                   ex.step == step ? "plugin asked to continue without a new request"
-                                   : "plugin exceeded the maximum number of steps");
-            break;
-        }
-    }
-done:
-    out->elapsed_ms = hr_now_ms() - t0;
-    hr_exchange_clear(&ex);
-    hr_response_clear(&resp);
+    job_end(j);
+    done(j);
 }

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libconfig.h>
 
@@ -16,8 +18,18 @@
  * subsystems (routing, users, http) read theirs from the same file. */
 static const char *const known_top[] = {
     "database", "plugin_path", "socket", "channels", "routes", "fallback", "users", "groups",
-    "http", "retry", "templates", "limits", "log_level", NULL,
+    "http", "retry", "templates", "limits", "log_level", "idempotency_window", NULL,
 };
+
+/* Channel entry keys that belong to herald, not to the plugin. */
+static const char *const host_channel_keys[] = {"name", "plugin", "retry", "max_concurrent",
+                                                "max_rate", NULL};
+
+static const char *const known_retry[] = {"schedule", "max_attempts", "max_age", "jitter",
+                                          "disable_after", NULL};
+
+#define DEFAULT_MAX_CONCURRENT 32
+#define DEFAULT_IDEMPOTENCY_WINDOW_MS (24LL * 3600 * 1000)
 
 static const char *const known_limits[] = {"max_title", "max_body", "max_fields",
                                            "max_field_value", NULL};
@@ -65,6 +77,8 @@ hr_config *hr_config_empty(void)
 {
     hr_config *c = hr_calloc(1, sizeof *c);
     c->limits = hr_default_limits;
+    c->retry = hr_default_retry;
+    c->idempotency_window_ms = DEFAULT_IDEMPOTENCY_WINDOW_MS;
     return c;
 }
 
@@ -81,6 +95,78 @@ static int get_size_limit(config_setting_t *g, const char *name, size_t *out)
         return 0;
     *out = (size_t)v;
     return 1;
+}
+
+/* A duration given as a string with a unit ("5m") or an integer of seconds. */
+static int get_duration(config_setting_t *s, long long *ms)
+{
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+        long long v = config_setting_get_int64(s);
+        if (v < 0 || v > 365LL * 86400)
+            return 0;
+        *ms = v * 1000;
+        return 1;
+    }
+    const char *str = config_setting_get_string(s);
+    return str && hr_parse_duration(str, ms) == HERALD_OK;
+}
+
+/* Parse a retry group over `base` into out; errors are "file:line: ...". */
+static herald_status parse_retry(config_setting_t *g, const char *path, const hr_retry *base,
+                                 hr_retry *out, char *err, size_t errlen)
+{
+    struct { const char *path; } cbox = {path}, *c = &cbox;
+    *out = *base;
+    if (!config_setting_is_group(g))
+        FAIL_AT(g, "'retry' must be a group: retry = { schedule = [\"5s\", \"5m\"]; "
+                "max_attempts = 8; };");
+    for (int i = 0; i < config_setting_length(g); i++) {
+        config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        if (!in_list(known_retry, config_setting_name(m)))
+            FAIL_AT(m, "unknown retry setting '%s'; known: schedule, max_attempts, max_age, "
+                    "jitter, disable_after", config_setting_name(m));
+    }
+    config_setting_t *m;
+    if ((m = config_setting_get_member(g, "schedule"))) {
+        int n = config_setting_length(m);
+        if ((!config_setting_is_array(m) && !config_setting_is_list(m)) || n < 1 ||
+            n > HR_RETRY_MAX_STEPS)
+            FAIL_AT(m, "retry schedule must be a list of 1 to %d durations, e.g. [\"5s\", "
+                    "\"5m\", \"1h\"]", HR_RETRY_MAX_STEPS);
+        for (int k = 0; k < n; k++)
+            if (!get_duration(config_setting_get_elem(m, (unsigned)k), &out->schedule[k]))
+                FAIL_AT(m, "retry schedule item %d is not a duration like \"30s\", \"5m\" or "
+                        "\"2h\"", k + 1);
+        out->n = (size_t)n;
+    }
+    if ((m = config_setting_get_member(g, "max_attempts"))) {
+        int t = config_setting_type(m);
+        long long v = config_setting_get_int64(m);
+        if ((t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) || v < 1 || v > 1000)
+            FAIL_AT(m, "max_attempts must be an integer from 1 to 1000");
+        out->max_attempts = (int)v;
+    }
+    if ((m = config_setting_get_member(g, "max_age")) && !get_duration(m, &out->max_age_ms))
+        FAIL_AT(m, "max_age must be a duration like \"3d\" or \"12h\"");
+    if ((m = config_setting_get_member(g, "jitter"))) {
+        double v = config_setting_type(m) == CONFIG_TYPE_FLOAT ? config_setting_get_float(m)
+                   : config_setting_type(m) == CONFIG_TYPE_INT ? (double)config_setting_get_int(m)
+                                                                : -1;
+        if (v < 0 || v > 1)
+            FAIL_AT(m, "jitter must be a number from 0 to 1, e.g. 0.2");
+        out->jitter = v;
+    }
+    if ((m = config_setting_get_member(g, "disable_after"))) {
+        int t = config_setting_type(m);
+        long long v = config_setting_get_int64(m);
+        if ((t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) || v < 0 || v > 100000)
+            FAIL_AT(m, "disable_after must be an integer from 0 (never) to 100000");
+        out->disable_after = (int)v;
+    }
+    return HERALD_OK;
+fail:
+    return HERALD_E_CONFIG;
 }
 
 herald_status hr_config_load(const char *path, hr_config **out, char *err, size_t errlen)
@@ -117,6 +203,17 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
             FAIL_AT(s, "'database' must be a string (a file path)");
         c->database = hr_strdup(str);
     }
+    if ((s = config_setting_get_member(root, "socket"))) {
+        if (!(str = config_setting_get_string(s)))
+            FAIL_AT(s, "'socket' must be a string (a file path)");
+        c->socket = hr_strdup(str);
+    }
+    if ((s = config_setting_get_member(root, "retry")) &&
+        parse_retry(s, path, &hr_default_retry, &c->retry, err, errlen) != HERALD_OK)
+        goto fail;
+    if ((s = config_setting_get_member(root, "idempotency_window")) &&
+        !get_duration(s, &c->idempotency_window_ms))
+        FAIL_AT(s, "idempotency_window must be a duration like \"24h\"");
     if ((s = config_setting_get_member(root, "plugin_path"))) {
         if (!(str = config_setting_get_string(s)))
             FAIL_AT(s, "'plugin_path' must be a string of directories separated by ':'");
@@ -167,7 +264,30 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
                 if (!(url = config_setting_get_string(m)))
                     FAIL_AT(m, "channel '%s': url must be a string", name);
             }
-            hr_channel_conf *cc = &c->channels[c->nchannels++];
+            hr_channel_conf *cc = &c->channels[c->nchannels];
+            cc->retry = c->retry;
+            cc->max_concurrent = DEFAULT_MAX_CONCURRENT;
+            if ((m = config_setting_get_member(e, "retry")) &&
+                parse_retry(m, path, &c->retry, &cc->retry, err, errlen) != HERALD_OK)
+                goto fail;
+            if ((m = config_setting_get_member(e, "max_concurrent"))) {
+                long long v = config_setting_get_int64(m);
+                if (config_setting_type(m) != CONFIG_TYPE_INT || v < 1 || v > 10000)
+                    FAIL_AT(m, "channel '%s': max_concurrent must be an integer from 1 to 10000",
+                            name);
+                cc->max_concurrent = (int)v;
+            }
+            if ((m = config_setting_get_member(e, "max_rate"))) {
+                int t = config_setting_type(m);
+                double v = t == CONFIG_TYPE_FLOAT ? config_setting_get_float(m)
+                           : t == CONFIG_TYPE_INT ? (double)config_setting_get_int(m)
+                                                  : -1;
+                if (v <= 0 || v > 1e6)
+                    FAIL_AT(m, "channel '%s': max_rate must be a positive number of attempts "
+                            "per second", name);
+                cc->max_rate = v;
+            }
+            c->nchannels++;
             cc->name = hr_strdup(name);
             cc->plugin = hr_strdup(plugin);
             cc->url = hr_strdup(url);
@@ -209,6 +329,7 @@ void hr_config_free(hr_config *c)
     free(c->path);
     free(c->database);
     free(c->plugin_path);
+    free(c->socket);
     free(c);
 }
 
@@ -259,7 +380,7 @@ herald_status hr_config_channel_settings(const hr_channel_conf *cc, const char *
     for (int i = 0; i < config_setting_length(e); i++) {
         config_setting_t *m = config_setting_get_elem(e, (unsigned)i);
         const char *name = config_setting_name(m);
-        if (!strcmp(name, "name") || !strcmp(name, "plugin") || (cc->url && !strcmp(name, "url")))
+        if (in_list(host_channel_keys, name) || (cc->url && !strcmp(name, "url")))
             continue;
         const herald_setting_spec *sp = hr_spec_find(spec, name);
         int from_file = 0;
@@ -386,4 +507,50 @@ herald_status hr_config_channel_settings(const hr_channel_conf *cc, const char *
     return HERALD_OK;
 fail:
     return HERALD_E_CONFIG;
+}
+
+static int mkdir_p(char *path, mode_t mode)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = mkdir(path, mode);
+        *p = '/';
+        if (rc != 0 && errno != EEXIST)
+            return -1;
+    }
+    return mkdir(path, mode) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+char *hr_config_database(const hr_config *c, char *err, size_t errlen)
+{
+    if (c->database)
+        return hr_strdup(c->database);
+    /* The system queue when this user may write it (root, the herald user),
+     * else a per-user queue so herald works on a fresh install for anyone. */
+    const char *sysdir = HERALD_LOCALSTATEDIR "/lib/herald";
+    if (access(sysdir, W_OK) == 0)
+        return hr_asprintf("%s/herald.db", sysdir);
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    char *dir;
+    if (xdg && *xdg == '/')
+        dir = hr_asprintf("%s/herald", xdg);
+    else if (home && *home == '/')
+        dir = hr_asprintf("%s/.local/state/herald", home);
+    else {
+        snprintf(err, errlen, "no database configured, %s is not writable and $HOME is not set; "
+                 "set database = \"/path/herald.db\" in the config", sysdir);
+        return NULL;
+    }
+    if (mkdir_p(dir, 0700) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s; set database in the config", dir,
+                 strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    char *path = hr_asprintf("%s/herald.db", dir);
+    free(dir);
+    return path;
 }

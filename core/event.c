@@ -169,3 +169,151 @@ char *hr_event_json(const herald_event *ev)
     free(s);
     return copy;
 }
+
+void hr_event_clear(herald_event *ev)
+{
+    free(ev->type);
+    free(ev->title);
+    free(ev->body);
+    free(ev->source);
+    free(ev->user);
+    free(ev->idempotency_key);
+    free(ev->data);
+    for (size_t i = 0; i < ev->nfields; i++) {
+        free(ev->fields[i].name);
+        free(ev->fields[i].value);
+    }
+    free(ev->fields);
+    for (size_t i = 0; i < ev->nto; i++)
+        free(ev->to[i]);
+    free(ev->to);
+    memset(ev, 0, sizeof *ev);
+}
+
+void hr_event_free(herald_event *ev)
+{
+    if (!ev)
+        return;
+    hr_event_clear(ev);
+    free(ev);
+}
+
+/* The submission form of an event (what clients send heraldd): like the
+ * canonical payload, without id and timestamp, plus user and idempotency key. */
+char *hr_event_submit_json(const herald_event *ev)
+{
+    json_t *fields = json_object();
+    for (size_t i = 0; i < ev->nfields; i++)
+        json_object_set_new(fields, ev->fields[i].name, json_string(ev->fields[i].value));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", ev->type, "severity",
+                          hr_severity_name(ev->severity), "title", ev->title, "body",
+                          ev->body ? ev->body : "", "fields", fields);
+    if (ev->source)
+        json_object_set_new(o, "source", json_string(ev->source));
+    if (ev->user)
+        json_object_set_new(o, "user", json_string(ev->user));
+    if (ev->idempotency_key)
+        json_object_set_new(o, "idempotency_key", json_string(ev->idempotency_key));
+    if (ev->data)
+        json_object_set_new(o, "data", json_loads(ev->data, JSON_DECODE_ANY, NULL));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!s)
+        abort();
+    char *copy = hr_strdup(s);
+    free(s);
+    return copy;
+}
+
+static herald_status take_string(json_t *o, const char *key, int required, char **out, char *err,
+                                 size_t errlen)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        if (required) {
+            snprintf(err, errlen, "event has no '%s'", key);
+            return HERALD_E_INVALID;
+        }
+        return HERALD_OK;
+    }
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "event '%s' must be a string", key);
+        return HERALD_E_INVALID;
+    }
+    *out = hr_strdup(json_string_value(v));
+    return HERALD_OK;
+}
+
+herald_status hr_event_from_json(const void *jv, herald_event *ev, char *err, size_t errlen)
+{
+    json_t *o = (json_t *)jv;
+    memset(ev, 0, sizeof *ev);
+    ev->severity = HERALD_SEVERITY_NOTICE;
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "event must be a JSON object");
+        return HERALD_E_INVALID;
+    }
+    static const char *const known[] = {"type", "severity", "title", "body", "fields", "data",
+                                        "source", "user", "idempotency_key"};
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        size_t i;
+        for (i = 0; i < HR_ARRAY_LEN(known); i++)
+            if (!strcmp(key, known[i]))
+                break;
+        if (i == HR_ARRAY_LEN(known)) {
+            snprintf(err, errlen, "unknown event member '%.64s'", key);
+            return HERALD_E_INVALID;
+        }
+    }
+    herald_status st;
+    char *sev = NULL;
+    if ((st = take_string(o, "type", 0, &ev->type, err, errlen)) ||
+        (st = take_string(o, "title", 1, &ev->title, err, errlen)) ||
+        (st = take_string(o, "body", 0, &ev->body, err, errlen)) ||
+        (st = take_string(o, "source", 0, &ev->source, err, errlen)) ||
+        (st = take_string(o, "user", 0, &ev->user, err, errlen)) ||
+        (st = take_string(o, "idempotency_key", 0, &ev->idempotency_key, err, errlen)) ||
+        (st = take_string(o, "severity", 0, &sev, err, errlen)))
+        goto fail;
+    if (!ev->type)
+        ev->type = hr_strdup("notification");
+    if (sev && !hr_severity_parse(sev, &ev->severity)) {
+        snprintf(err, errlen, "unknown severity '%.32s'; use debug, info, notice, warning, "
+                 "error or critical", sev);
+        st = HERALD_E_INVALID;
+        goto fail;
+    }
+    json_t *fields = json_object_get(o, "fields");
+    if (fields && !json_is_null(fields)) {
+        if (!json_is_object(fields)) {
+            snprintf(err, errlen, "event 'fields' must be an object of strings");
+            st = HERALD_E_INVALID;
+            goto fail;
+        }
+        ev->fields = hr_calloc(json_object_size(fields), sizeof *ev->fields);
+        json_object_foreach(fields, key, v) {
+            if (!json_is_string(v)) {
+                snprintf(err, errlen, "field '%.64s' must be a string", key);
+                st = HERALD_E_INVALID;
+                goto fail;
+            }
+            ev->fields[ev->nfields].name = hr_strdup(key);
+            ev->fields[ev->nfields].value = hr_strdup(json_string_value(v));
+            ev->nfields++;
+        }
+    }
+    json_t *data = json_object_get(o, "data");
+    if (data && !json_is_null(data)) {
+        char *s = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        ev->data = hr_strdup(s);
+        free(s);
+    }
+    free(sev);
+    return HERALD_OK;
+fail:
+    free(sev);
+    hr_event_clear(ev);
+    return st;
+}

@@ -5,24 +5,28 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "cli.h"
+#include "client.h"
+#include "dispatch.h"
 #include "internal.h"
+#include "store.h"
 
-#define EXIT_DELIVERY 1
-#define EXIT_USAGE 2
-#define EXIT_NOTHING 3
 
-typedef struct ctx {
-    const char *config_opt;
-    hr_config *cfg;
-    hr_loader *loader;
-} ctx;
+#define DEFAULT_WAIT_MS (5 * 60 * 1000)
+/* Without --wait the first attempt still runs here; this only bounds a
+ * pathological stall (e.g. another process holding the claim). */
+#define NOWAIT_SAFETY_MS (10 * 60 * 1000)
 
-static void die_usage(const char *fmt, ...) HERALD_PRINTF(1, 2) __attribute__((noreturn));
-static void die_usage(const char *fmt, ...)
+typedef cli_ctx ctx;
+
+void cli_die(const char *fmt, ...)
 {
     char msg[2048];
     va_list ap;
@@ -45,6 +49,12 @@ static const char main_usage[] =
     "  test CHANNEL|URL      check a channel's reachability and credentials\n"
     "  check                 validate the configuration and every channel in it\n"
     "  plugins               list installed channel plugins\n"
+    "  log                   list deliveries (filters: channel, status, type, since)\n"
+    "  show EVENT_ID         an event, its deliveries and every attempt\n"
+    "  retry ID|--dead       queue finished deliveries for a new attempt\n"
+    "  queue                 deliveries by state and channel\n"
+    "  stats                 per channel success rate and latency\n"
+    "  channel enable NAME   re-enable a channel herald disabled\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default: $HERALD_CONFIG, then\n"
@@ -77,7 +87,9 @@ static const char send_usage[] =
     "                            comma-separated), e.g. --to json://host:8080/hook\n"
     "      --user NAME           the person this event is addressed to\n"
     "      --idempotency-key KEY the same key is never delivered twice\n"
-    "      --wait                wait for the final result (the default for now)\n"
+    "      --wait[=DURATION]     wait until every delivery is final, retrying as\n"
+    "                            scheduled (default at most 5m); without it herald\n"
+    "                            makes the first attempt and leaves retries queued\n"
     "  -p, --print-id            print the event id\n"
     "      --json                print the result as JSON\n"
     "      --config FILE         configuration file\n"
@@ -107,7 +119,7 @@ static const char plugins_usage[] =
 
 /* Load the configuration. A missing default file is fine when allow_missing:
  * ad-hoc --to URLs and `herald plugins` work on a fresh install. */
-static void ctx_load(ctx *c, int allow_missing)
+void cli_load(cli_ctx *c, int allow_missing)
 {
     int explicit_;
     const char *path = hr_config_pick(c->config_opt, &explicit_);
@@ -115,23 +127,167 @@ static void ctx_load(ctx *c, int allow_missing)
     if (!explicit_ && allow_missing && access(path, F_OK) != 0 && errno == ENOENT) {
         c->cfg = hr_config_empty();
     } else if (hr_config_load(path, &c->cfg, err, sizeof err) != HERALD_OK) {
-        die_usage("%s", err);
+        cli_die("%s", err);
     }
     c->loader = hr_loader_new(c->cfg->plugin_path);
 }
 
-static void ctx_free(ctx *c)
+void cli_free(cli_ctx *c)
 {
     hr_loader_free(c->loader);
     hr_config_free(c->cfg);
 }
 
+
+/* ---- talking to heraldd ---- */
+
+
+static void print_daemon_deliveries(json_t *arr)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(arr, i, d) {
+        const char *state = json_string_value(json_object_get(d, "state"));
+        if (hr_streq(state, "sent")) {
+            if (hr_log_level() >= HERALD_LOG_NOTICE)
+                fprintf(stderr, "herald: channel '%s': delivered\n",
+                        json_string_value(json_object_get(d, "channel")));
+            continue;
+        }
+        fprintf(stderr, "herald: channel '%s': not delivered (%s, %s): %s\n",
+                json_string_value(json_object_get(d, "channel")), state ? state : "?",
+                json_string_value(json_object_get(d, "status")),
+                json_string_value(json_object_get(d, "detail")));
+    }
+}
+
+/* Submit through heraldd. Returns the exit status, or -1 when the daemon
+ * vanished before accepting (the caller then runs the embedded engine). */
+static int send_via_daemon(int fd, const herald_event *ev, char **to, size_t nto,
+                           long long wait_ms, int as_json, int print_id)
+{
+    char *evjson = hr_event_submit_json(ev);
+    json_t *jto = json_array();
+    for (size_t i = 0; i < nto; i++)
+        json_array_append_new(jto, json_string(to[i]));
+    json_t *req = json_pack("{s:s, s:o, s:o}", "op", "submit", "event",
+                            json_loads(evjson, 0, NULL), "to", jto);
+    free(evjson);
+    json_t *rep = hr_daemon_call(fd, req, 30000);
+    if (!rep)
+        return -1;
+    if (!json_is_true(json_object_get(rep, "ok"))) {
+        json_int_t code = json_integer_value(json_object_get(rep, "code"));
+        fprintf(stderr, "herald: %s\n", json_string_value(json_object_get(rep, "error")));
+        json_decref(rep);
+        return code == EXIT_NOTHING ? EXIT_NOTHING : EXIT_USAGE;
+    }
+    const char *id = json_string_value(json_object_get(rep, "id"));
+    int rc = 0;
+    json_t *deliveries = NULL;
+    int final = 0;
+    if (wait_ms > 0 && !json_is_true(json_object_get(rep, "duplicate"))) {
+        json_t *w = hr_daemon_call(fd, json_pack("{s:s, s:s, s:I}", "op", "wait", "id", id,
+                                              "timeout_ms", (json_int_t)wait_ms),
+                                wait_ms + 10000);
+        if (w) {
+            final = json_is_true(json_object_get(w, "final"));
+            deliveries = json_incref(json_object_get(w, "deliveries"));
+            size_t i;
+            json_t *d;
+            json_array_foreach(deliveries, i, d)
+                if (!hr_streq(json_string_value(json_object_get(d, "state")), "sent"))
+                    rc = EXIT_DELIVERY;
+            if (!final)
+                rc = EXIT_DELIVERY;
+            json_decref(w);
+        } else {
+            rc = EXIT_DELIVERY;
+        }
+    }
+    if (as_json) {
+        json_t *o = json_pack("{s:s, s:b, s:b, s:o}", "id", id, "duplicate",
+                              json_is_true(json_object_get(rep, "duplicate")), "queued", 1,
+                              "deliveries", deliveries ? deliveries : json_array());
+        json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(o);
+    } else {
+        if (print_id)
+            printf("%s\n", id);
+        if (deliveries)
+            print_daemon_deliveries(deliveries);
+        json_decref(deliveries);
+    }
+    json_decref(rep);
+    return rc;
+}
+
+int cli_simple_opts(cli_ctx *c, int argc, char **argv, const char *usage, const char *what)
+{
+    enum { O_JSON = 256, O_CONFIG, O_HELP };
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, O_JSON},
+        {"config", required_argument, NULL, O_CONFIG},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int as_json = 0, opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_JSON: as_json = 1; break;
+        case O_CONFIG: c->config_opt = optarg; break;
+        case O_HELP: printf("Usage: herald %s\n\n%s\n", usage, what); exit(0);
+        default: cli_die("unknown option '%s' for %s; see herald %s --help", argv[optind - 1],
+                         argv[0], argv[0]);
+        }
+    }
+    return as_json;
+}
+
 /* ---- send ---- */
 
 typedef struct target {
-    herald_channel *ch;
+    herald_channel *ch; /* owned by the dispatcher once adopted */
+    char *name;         /* for output, after the channel is closed */
+    const char *plugin; /* owned by the loader */
+    char *key;      /* channel name, or the URL of an ad-hoc channel */
+    int adhoc;
+    int attempted;  /* at least one attempt recorded */
+    hr_dstate state;
+    long long next_at;
     hr_outcome out;
 } target;
+
+typedef struct send_state {
+    target *t;
+    size_t n;
+} send_state;
+
+/* Dispatcher callback: remember each target's latest attempt. */
+static void on_attempt(void *arg, const hr_claim *c, const hr_outcome *o, hr_dstate state,
+                       long long next_at)
+{
+    send_state *ss = arg;
+    int adhoc = strcmp(c->channel, HR_ADHOC_CHANNEL) == 0;
+    for (size_t i = 0; i < ss->n; i++) {
+        target *t = &ss->t[i];
+        if (t->adhoc != adhoc || strcmp(t->key, adhoc ? (c->address ? c->address : "") : c->channel))
+            continue;
+        t->attempted = 1;
+        t->state = state;
+        t->next_at = next_at;
+        t->out = *o;
+        t->out.retry_at = state == HR_D_PENDING ? next_at : 0;
+    }
+}
+
+static int is_final(hr_dstate s)
+{
+    return s == HR_D_SENT || s == HR_D_FAILED || s == HR_D_DEAD;
+}
 
 static void add_field(herald_event *ev, const char *name, const char *value)
 {
@@ -148,22 +304,6 @@ static void add_field(herald_event *ev, const char *name, const char *value)
     ev->nfields++;
 }
 
-static void event_free(herald_event *ev)
-{
-    free(ev->type);
-    free(ev->title);
-    free(ev->body);
-    free(ev->source);
-    free(ev->user);
-    free(ev->idempotency_key);
-    free(ev->data);
-    for (size_t i = 0; i < ev->nfields; i++) {
-        free(ev->fields[i].name);
-        free(ev->fields[i].value);
-    }
-    free(ev->fields);
-}
-
 static char *read_stdin(size_t max)
 {
     hr_buf b = {0};
@@ -173,15 +313,15 @@ static char *read_stdin(size_t max)
         hr_buf_add(&b, chunk, n);
         if (b.len > max) {
             hr_buf_free(&b);
-            die_usage("body read from stdin is over the limit of %zu bytes; shorten it or raise "
+            cli_die("body read from stdin is over the limit of %zu bytes; shorten it or raise "
                       "limits.max_body in the config", max);
         }
     }
     if (ferror(stdin))
-        die_usage("cannot read the body from stdin: %s", strerror(errno));
+        cli_die("cannot read the body from stdin: %s", strerror(errno));
     hr_buf_add(&b, NULL, 0);
     if (memchr(b.data, '\0', b.len))
-        die_usage("body read from stdin contains NUL bytes; send text");
+        cli_die("body read from stdin contains NUL bytes; send text");
     /* Like $(...) in the shell: one trailing newline is not part of the body. */
     if (b.len && b.data[b.len - 1] == '\n')
         b.data[--b.len] = '\0';
@@ -191,7 +331,7 @@ static char *read_stdin(size_t max)
 static void set_once(char **slot, const char *value, const char *opt)
 {
     if (*slot)
-        die_usage("%s given twice; give it once", opt);
+        cli_die("%s given twice; give it once", opt);
     *slot = hr_strdup(value);
 }
 
@@ -206,7 +346,8 @@ static void open_targets(ctx *c, char **to, size_t nto, target **out, size_t *no
             memset(&t[n], 0, sizeof *t);
             if (hr_channel_open(c->loader, &c->cfg->channels[i], &t[n].ch, err, sizeof err) !=
                 HERALD_OK)
-                die_usage("%s", err);
+                cli_die("%s", err);
+            t[n].key = hr_strdup(c->cfg->channels[i].name);
             n++;
         }
     }
@@ -216,41 +357,59 @@ static void open_targets(ctx *c, char **to, size_t nto, target **out, size_t *no
         if (strstr(to[i], "://")) {
             char name[32];
             snprintf(name, sizeof name, "url%zu", i + 1);
+            for (size_t k = 0; k < n; k++)
+                if (t[k].adhoc && strcmp(t[k].key, to[i]) == 0)
+                    cli_die("--to %s is given twice; give each URL once", to[i]);
             if (hr_channel_open_url(c->loader, name, to[i], &t[n].ch, err, sizeof err) !=
                 HERALD_OK)
-                die_usage("--to: %s", err);
+                cli_die("--to: %s", err);
+            t[n].adhoc = 1;
         } else {
             hr_channel_conf *cc = hr_config_channel(c->cfg, to[i]);
             if (!cc)
-                die_usage("--to %s: no such channel in %s; run 'herald check' to list channels, "
+                cli_die("--to %s: no such channel in %s; run 'herald check' to list channels, "
                           "or give a URL such as json://host/path", to[i],
                           c->cfg->path ? c->cfg->path : "the configuration (no config file)");
             for (size_t k = 0; k < n; k++)
                 if (strcmp(t[k].ch->name, to[i]) == 0)
-                    die_usage("--to %s is given twice; give each channel once", to[i]);
+                    cli_die("--to %s is given twice; give each channel once", to[i]);
             if (hr_channel_open(c->loader, cc, &t[n].ch, err, sizeof err) != HERALD_OK)
-                die_usage("%s", err);
+                cli_die("%s", err);
         }
+        t[n].key = hr_strdup(to[i]);
         n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        t[i].name = hr_strdup(t[i].ch->name);
+        t[i].plugin = t[i].ch->plugin->name;
     }
     *out = t;
     *nout = n;
 }
 
-static json_t *outcome_json(const herald_channel *ch, const hr_outcome *o)
+static json_t *outcome_json(const char *channel, const char *plugin, const hr_outcome *o)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:o}", "channel", ch->name, "plugin",
-                     ch->plugin->name, "verdict", hr_verdict_name(o->verdict), "status",
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:o}", "channel", channel, "plugin",
+                     plugin, "verdict", hr_verdict_name(o->verdict), "status",
                      hr_status_name(o->status), "code", (json_int_t)o->code, "detail", o->detail,
                      "elapsed_ms", (json_int_t)o->elapsed_ms, "retry_at",
                      o->retry_at > 0 ? json_integer(o->retry_at) : json_null());
 }
 
-static void print_outcome(const herald_channel *ch, const hr_outcome *o, const char *what)
+static json_t *target_json(const target *t)
+{
+    json_t *o = outcome_json(t->name, t->plugin, &t->out);
+    json_object_set_new(o, "state", json_string(t->attempted ? hr_dstate_name(t->state)
+                                                              : "pending"));
+    json_object_set_new(o, "attempts", json_integer(t->out.steps ? 1 : t->attempted));
+    return o;
+}
+
+static void print_outcome(const char *channel, const hr_outcome *o, const char *what)
 {
     if (o->verdict == HERALD_VERDICT_OK) {
         if (hr_log_level() >= HERALD_LOG_NOTICE)
-            fprintf(stderr, "herald: channel '%s': %s (%s, %lld ms)\n", ch->name, what, o->detail,
+            fprintf(stderr, "herald: channel '%s': %s (%s, %lld ms)\n", channel, what, o->detail,
                     o->elapsed_ms);
         return;
     }
@@ -263,7 +422,7 @@ static void print_outcome(const herald_channel *ch, const hr_outcome *o, const c
     const char *verdict = o->verdict == HERALD_VERDICT_RETRY     ? "temporary failure"
                           : o->verdict == HERALD_VERDICT_DISABLE ? "destination gone"
                                                                  : "failed";
-    fprintf(stderr, "herald: channel '%s': not %s: %s (%s): %s%s\n", ch->name, what, verdict,
+    fprintf(stderr, "herald: channel '%s': not %s: %s (%s): %s%s\n", channel, what, verdict,
             hr_status_name(o->status), o->detail, when);
 }
 
@@ -285,7 +444,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
         {"to", required_argument, NULL, O_TO},
         {"user", required_argument, NULL, O_USER},
         {"idempotency-key", required_argument, NULL, O_IDEM},
-        {"wait", no_argument, NULL, O_WAIT},
+        {"wait", optional_argument, NULL, O_WAIT},
         {"json", no_argument, NULL, O_JSON},
         {"config", required_argument, NULL, O_CONFIG},
         {"help", no_argument, NULL, O_HELP},
@@ -298,6 +457,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
     char **to = NULL;
     size_t nto = 0;
     int print_id = 0, as_json = 0, severity_set = 0;
+    long long wait_ms = 0;
     int opt;
     optind = 1;
     opterr = 0;
@@ -308,15 +468,15 @@ static int cmd_send(ctx *c, int argc, char **argv)
             break;
         case 's':
             if (severity_set)
-                die_usage("severity given twice; give -s or -u once");
+                cli_die("severity given twice; give -s or -u once");
             if (!hr_severity_parse(optarg, &ev.severity))
-                die_usage("unknown severity '%s'; use debug, info, notice, warning, error or "
+                cli_die("unknown severity '%s'; use debug, info, notice, warning, error or "
                           "critical", optarg);
             severity_set = 1;
             break;
         case 'u':
             if (severity_set)
-                die_usage("severity given twice; give -s or -u once");
+                cli_die("severity given twice; give -s or -u once");
             if (!strcmp(optarg, "low"))
                 ev.severity = HERALD_SEVERITY_INFO;
             else if (!strcmp(optarg, "normal"))
@@ -324,7 +484,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
             else if (!strcmp(optarg, "critical"))
                 ev.severity = HERALD_SEVERITY_CRITICAL;
             else
-                die_usage("unknown urgency '%s'; use low, normal or critical", optarg);
+                cli_die("unknown urgency '%s'; use low, normal or critical", optarg);
             severity_set = 1;
             break;
         case 'a':
@@ -341,7 +501,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
             errno = 0;
             long ms = strtol(optarg, &end, 10);
             if (errno || *end || end == optarg || ms < -1)
-                die_usage("--expire-time '%s' is not a number of milliseconds", optarg);
+                cli_die("--expire-time '%s' is not a number of milliseconds", optarg);
             add_field(&ev, "expire_time", optarg);
             break;
         }
@@ -349,7 +509,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
             char *c1 = strchr(optarg, ':');
             char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
             if (!c2 || c2 == c1 + 1)
-                die_usage("--hint '%s' must be TYPE:NAME:VALUE, e.g. string:host:db1", optarg);
+                cli_die("--hint '%s' must be TYPE:NAME:VALUE, e.g. string:host:db1", optarg);
             char *name = hr_strndup(c1 + 1, (size_t)(c2 - c1 - 1));
             add_field(&ev, name, c2 + 1);
             free(name);
@@ -358,7 +518,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
         case 'f': {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg)
-                die_usage("--field '%s' must be KEY=VALUE", optarg);
+                cli_die("--field '%s' must be KEY=VALUE", optarg);
             char *name = hr_strndup(optarg, (size_t)(eq - optarg));
             add_field(&ev, name, eq + 1);
             free(name);
@@ -378,7 +538,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
             }
             free(copy);
             if (!*optarg || optarg[strlen(optarg) - 1] == ',')
-                die_usage("--to needs a channel name or URL");
+                cli_die("--to needs a channel name or URL");
             break;
         }
         case O_USER:
@@ -388,6 +548,9 @@ static int cmd_send(ctx *c, int argc, char **argv)
             set_once(&ev.idempotency_key, optarg, "--idempotency-key");
             break;
         case O_WAIT:
+            wait_ms = DEFAULT_WAIT_MS;
+            if (optarg && hr_parse_duration(optarg, &wait_ms) != HERALD_OK)
+                cli_die("--wait=%s is not a duration like 30s or 5m", optarg);
             break;
         case O_JSON:
             as_json = 1;
@@ -399,18 +562,18 @@ static int cmd_send(ctx *c, int argc, char **argv)
             fputs(send_usage, stdout);
             exit(0);
         case ':':
-            die_usage("option %s needs a value; see herald send --help", argv[optind - 1]);
+            cli_die("option %s needs a value; see herald send --help", argv[optind - 1]);
         default:
             if (optopt && optopt < 256)
-                die_usage("unknown option '-%c' for send; see herald send --help", optopt);
-            die_usage("unknown option '%s' for send; see herald send --help", argv[optind - 1]);
+                cli_die("unknown option '-%c' for send; see herald send --help", optopt);
+            cli_die("unknown option '%s' for send; see herald send --help", argv[optind - 1]);
         }
     }
     int nargs = argc - optind;
     if (nargs < 1)
-        die_usage("send needs a SUMMARY; usage: herald send [OPTIONS] SUMMARY [BODY]");
+        cli_die("send needs a SUMMARY; usage: herald send [OPTIONS] SUMMARY [BODY]");
     if (nargs > 2)
-        die_usage("send takes SUMMARY and BODY only, got %d arguments; quote the text", nargs);
+        cli_die("send takes SUMMARY and BODY only, got %d arguments; quote the text", nargs);
     if (!ev.type)
         ev.type = hr_strdup(category ? category : "notification");
     else if (category)
@@ -418,7 +581,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
     free(category);
     ev.title = hr_strdup(argv[optind]);
 
-    ctx_load(c, 1);
+    cli_load(c, 1);
     const hr_limits *lim = &c->cfg->limits;
     if (nargs == 2 && strcmp(argv[optind + 1], "-") != 0)
         ev.body = hr_strdup(argv[optind + 1]);
@@ -429,7 +592,7 @@ static int cmd_send(ctx *c, int argc, char **argv)
 
     char err[1024];
     if (hr_event_validate(&ev, lim, err, sizeof err) != HERALD_OK)
-        die_usage("%s", err);
+        cli_die("%s", err);
     if (nto == 0 && c->cfg->nchannels == 0) {
         if (c->cfg->path)
             fprintf(stderr, "herald: no channel to send to: %s defines no channels; add one or "
@@ -437,9 +600,24 @@ static int cmd_send(ctx *c, int argc, char **argv)
         else
             fprintf(stderr, "herald: no channel to send to: there is no configuration file; "
                     "create %s or use --to URL\n", HERALD_SYSCONFDIR "/herald/herald.conf");
-        event_free(&ev);
-        ctx_free(c);
+        hr_event_clear(&ev);
+        cli_free(c);
         return EXIT_NOTHING;
+    }
+
+    int dfd = hr_daemon_connect(c->cfg);
+    if (dfd >= 0) {
+        int rc = send_via_daemon(dfd, &ev, to, nto, wait_ms, as_json, print_id);
+        close(dfd);
+        if (rc >= 0) {
+            for (size_t i = 0; i < nto; i++)
+                free(to[i]);
+            free(to);
+            hr_event_clear(&ev);
+            cli_free(c);
+            return rc;
+        }
+        hr_log(HERALD_LOG_NOTICE, "heraldd went away; running the engine here instead");
     }
 
     /* Every channel is opened before anything is sent: a bad channel must not
@@ -448,21 +626,100 @@ static int cmd_send(ctx *c, int argc, char **argv)
     size_t ntargets;
     open_targets(c, to, nto, &targets, &ntargets);
 
+    char *dbpath = hr_config_database(c->cfg, err, sizeof err);
+    hr_store *store = NULL;
+    if (!dbpath || hr_store_open(dbpath, &store, err, sizeof err) != HERALD_OK)
+        cli_die("cannot open the queue: %s", err);
+    free(dbpath);
+
+    /* Accepted means stored: the event and every delivery in one transaction. */
     hr_event_stamp(&ev);
-    /* The durable queue slots in here: persist, route, then dispatch. */
-    int failed = 0;
+    hr_delivery_new *dn = hr_calloc(ntargets, sizeof *dn);
     for (size_t i = 0; i < ntargets; i++) {
-        herald_message m = {.ev = &ev, .address = NULL};
-        hr_channel_deliver(targets[i].ch, &m, HERALD_PURPOSE_SEND, 0, &targets[i].out);
-        if (targets[i].out.verdict != HERALD_VERDICT_OK)
-            failed = 1;
+        dn[i].channel = targets[i].adhoc ? HR_ADHOC_CHANNEL : targets[i].key;
+        dn[i].address = targets[i].adhoc ? targets[i].key : NULL;
+        dn[i].next_at = ev.created_ms;
+        dn[i].state = HR_D_PENDING;
     }
+    int duplicate = 0;
+    herald_status st = hr_store_submit(store, &ev, dn, ntargets, c->cfg->idempotency_window_ms,
+                                       &duplicate);
+    free(dn);
+    if (st != HERALD_OK)
+        cli_die("cannot queue the event: %s", hr_store_error(store));
+
+    int failed = 0;
+    if (duplicate) {
+        if (!as_json)
+            fprintf(stderr, "herald: idempotency key '%s' was already used by event %s; not "
+                    "sent again\n", ev.idempotency_key, ev.id);
+        for (size_t i = 0; i < ntargets; i++)
+            hr_channel_close(targets[i].ch);
+        ntargets = 0;
+    } else {
+        send_state ss = {targets, ntargets};
+        hr_dispatcher *d = hr_dispatcher_new(c->cfg, c->loader, store);
+        hr_dispatcher_only_event(d, ev.id);
+        hr_dispatcher_on_attempt(d, on_attempt, &ss);
+        for (size_t i = 0; i < ntargets; i++) {
+            char *reason = NULL;
+            if (!targets[i].adhoc && hr_store_channel_disabled(store, targets[i].key, &reason)) {
+                /* Held, not lost: it goes out once the channel is enabled again. */
+                targets[i].attempted = 1;
+                targets[i].state = HR_D_PENDING;
+                targets[i].out.verdict = HERALD_VERDICT_RETRY;
+                targets[i].out.status = HERALD_E_GONE;
+                snprintf(targets[i].out.detail, sizeof targets[i].out.detail,
+                         "channel is disabled (%s); queued until herald channel enable %s",
+                         reason ? reason : "", targets[i].key);
+            }
+            free(reason);
+            hr_dispatcher_adopt(d, targets[i].key, targets[i].ch);
+        }
+        long long now = hr_now_ms();
+        long long deadline = now + (wait_ms > 0 ? wait_ms : NOWAIT_SAFETY_MS);
+        for (;;) {
+            int all_attempted = 1, all_final = 1;
+            long long next_due = 0;
+            for (size_t i = 0; i < ntargets; i++) {
+                all_attempted &= targets[i].attempted;
+                all_final &= targets[i].attempted && is_final(targets[i].state);
+                if (targets[i].attempted && targets[i].state == HR_D_PENDING &&
+                    targets[i].next_at && (!next_due || targets[i].next_at < next_due))
+                    next_due = targets[i].next_at;
+            }
+            now = hr_now_ms();
+            if ((wait_ms <= 0 && all_attempted) || all_final || now >= deadline)
+                break;
+            long long timeout = 1000;
+            if (hr_dispatcher_inflight(d) == 0 && all_attempted && next_due)
+                timeout = next_due - now;
+            if (timeout > deadline - now)
+                timeout = deadline - now;
+            if (timeout > 1000)
+                timeout = 1000;
+            hr_dispatcher_step(d, (int)(timeout < 0 ? 0 : timeout), NULL, 0);
+        }
+        hr_dispatcher_free(d); /* closes the adopted channels */
+        for (size_t i = 0; i < ntargets; i++) {
+            if (!targets[i].attempted) {
+                targets[i].out.verdict = HERALD_VERDICT_RETRY;
+                targets[i].out.status = HERALD_E_TIMEOUT;
+                snprintf(targets[i].out.detail, sizeof targets[i].out.detail,
+                         "no attempt finished in time; the delivery stays queued");
+            }
+            if (targets[i].state != HR_D_SENT || !targets[i].attempted)
+                failed = 1;
+        }
+    }
+    hr_store_close(store);
 
     if (as_json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < ntargets; i++)
-            json_array_append_new(arr, outcome_json(targets[i].ch, &targets[i].out));
-        json_t *o = json_pack("{s:s, s:o}", "id", ev.id, "deliveries", arr);
+            json_array_append_new(arr, target_json(&targets[i]));
+        json_t *o = json_pack("{s:s, s:b, s:o}", "id", ev.id, "duplicate", duplicate,
+                              "deliveries", arr);
         json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(o);
@@ -470,16 +727,18 @@ static int cmd_send(ctx *c, int argc, char **argv)
         if (print_id)
             printf("%s\n", ev.id);
         for (size_t i = 0; i < ntargets; i++)
-            print_outcome(targets[i].ch, &targets[i].out, "delivered");
+            print_outcome(targets[i].name, &targets[i].out, "delivered");
     }
-    for (size_t i = 0; i < ntargets; i++)
-        hr_channel_close(targets[i].ch);
+    for (size_t i = 0; i < ntargets; i++) {
+        free(targets[i].key);
+        free(targets[i].name);
+    }
     free(targets);
     for (size_t i = 0; i < nto; i++)
         free(to[i]);
     free(to);
-    event_free(&ev);
-    ctx_free(c);
+    hr_event_clear(&ev);
+    cli_free(c);
     return failed ? EXIT_DELIVERY : 0;
 }
 
@@ -504,14 +763,14 @@ static int cmd_test(ctx *c, int argc, char **argv)
         case O_JSON: as_json = 1; break;
         case O_CONFIG: c->config_opt = optarg; break;
         case O_HELP: fputs(test_usage, stdout); exit(0);
-        default: die_usage("unknown option '%s' for test; see herald test --help",
+        default: cli_die("unknown option '%s' for test; see herald test --help",
                            argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
-        die_usage("test needs exactly one CHANNEL or URL; usage: herald test [--send] CHANNEL");
+        cli_die("test needs exactly one CHANNEL or URL; usage: herald test [--send] CHANNEL");
     const char *which = argv[optind];
-    ctx_load(c, strstr(which, "://") != NULL);
+    cli_load(c, strstr(which, "://") != NULL);
     char err[1024];
     herald_channel *ch = NULL;
     herald_status st;
@@ -520,12 +779,12 @@ static int cmd_test(ctx *c, int argc, char **argv)
     } else {
         hr_channel_conf *cc = hr_config_channel(c->cfg, which);
         if (!cc)
-            die_usage("no channel '%s' in %s; run 'herald check' to list channels", which,
+            cli_die("no channel '%s' in %s; run 'herald check' to list channels", which,
                       c->cfg->path ? c->cfg->path : "the configuration");
         st = hr_channel_open(c->loader, cc, &ch, err, sizeof err);
     }
     if (st != HERALD_OK)
-        die_usage("%s", err);
+        cli_die("%s", err);
 
     herald_event ev;
     memset(&ev, 0, sizeof ev);
@@ -539,18 +798,18 @@ static int cmd_test(ctx *c, int argc, char **argv)
     hr_outcome out;
     hr_channel_deliver(ch, &m, HERALD_PURPOSE_TEST, send_real ? HERALD_TEST_SEND : 0, &out);
     if (as_json) {
-        json_t *o = outcome_json(ch, &out);
+        json_t *o = outcome_json(ch->name, ch->plugin->name, &out);
         json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(o);
     } else if (out.verdict == HERALD_VERDICT_OK) {
         printf("channel '%s': ok: %s\n", ch->name, out.detail);
     } else {
-        print_outcome(ch, &out, "working");
+        print_outcome(ch->name, &out, "working");
     }
     int rc = out.verdict == HERALD_VERDICT_OK ? 0 : EXIT_DELIVERY;
     hr_channel_close(ch);
-    ctx_free(c);
+    cli_free(c);
     return rc;
 }
 
@@ -573,20 +832,20 @@ static int cmd_check(ctx *c, int argc, char **argv)
         case O_JSON: as_json = 1; break;
         case O_CONFIG: c->config_opt = optarg; break;
         case O_HELP: fputs(check_usage, stdout); exit(0);
-        default: die_usage("unknown option '%s' for check; see herald check --help",
+        default: cli_die("unknown option '%s' for check; see herald check --help",
                            argv[optind - 1]);
         }
     }
     if (optind != argc)
-        die_usage("check takes no arguments; use -c FILE to name the configuration");
-    ctx_load(c, 0);
+        cli_die("check takes no arguments; use -c FILE to name the configuration");
+    cli_load(c, 0);
     char err[1024];
     json_t *arr = json_array();
     hr_buf names = {0};
     for (size_t i = 0; i < c->cfg->nchannels; i++) {
         herald_channel *ch;
         if (hr_channel_open(c->loader, &c->cfg->channels[i], &ch, err, sizeof err) != HERALD_OK)
-            die_usage("%s", err);
+            cli_die("%s", err);
         json_array_append_new(arr, json_pack("{s:s, s:s}", "name", ch->name, "plugin",
                                              ch->plugin->name));
         hr_buf_addf(&names, "%s%s (%s)", i ? ", " : "", ch->name, ch->plugin->name);
@@ -604,7 +863,7 @@ static int cmd_check(ctx *c, int argc, char **argv)
                names.data ? names.data : "");
     }
     hr_buf_free(&names);
-    ctx_free(c);
+    cli_free(c);
     return 0;
 }
 
@@ -641,11 +900,11 @@ static int cmd_plugins(ctx *c, int argc, char **argv)
         case 'v': verbose = 1; break;
         case O_CONFIG: c->config_opt = optarg; break;
         case O_HELP: fputs(plugins_usage, stdout); exit(0);
-        default: die_usage("unknown option '%s' for plugins; see herald plugins --help",
+        default: cli_die("unknown option '%s' for plugins; see herald plugins --help",
                            argv[optind - 1]);
         }
     }
-    ctx_load(c, 1);
+    cli_load(c, 1);
     char **names = hr_loader_scan(c->loader);
     json_t *arr = json_array();
     int bad = 0;
@@ -704,7 +963,7 @@ static int cmd_plugins(ctx *c, int argc, char **argv)
         fprintf(stderr, "herald: no plugins found in the plugin path; set HERALD_PLUGIN_PATH or "
                 "plugin_path\n");
     hr_strv_free(names);
-    ctx_free(c);
+    cli_free(c);
     return bad ? EXIT_DELIVERY : 0;
 }
 
@@ -732,13 +991,13 @@ int main(int argc, char **argv)
         case 'h': fputs(main_usage, stdout); return 0;
         default:
             if (optopt == 'c')
-                die_usage("-c needs a FILE; usage: herald -c FILE COMMAND");
-            die_usage("unknown option '%s'; see herald --help", argv[optind - 1]);
+                cli_die("-c needs a FILE; usage: herald -c FILE COMMAND");
+            cli_die("unknown option '%s'; see herald --help", argv[optind - 1]);
         }
     }
     hr_log_set_level(level);
     if (optind >= argc)
-        die_usage("no command given; try herald send \"Hello\" or herald --help");
+        cli_die("no command given; try herald send \"Hello\" or herald --help");
     if (hr_transport_global_init() != 0 || hr_module_init() != 0) {
         fprintf(stderr, "herald: cannot initialise libcurl or libltdl\n");
         return EXIT_USAGE;
@@ -755,11 +1014,24 @@ int main(int argc, char **argv)
         rc = cmd_check(&c, argc, argv);
     else if (!strcmp(cmd, "plugins"))
         rc = cmd_plugins(&c, argc, argv);
+    else if (!strcmp(cmd, "log"))
+        rc = cli_log(&c, argc, argv);
+    else if (!strcmp(cmd, "show"))
+        rc = cli_show(&c, argc, argv);
+    else if (!strcmp(cmd, "retry"))
+        rc = cli_retry(&c, argc, argv);
+    else if (!strcmp(cmd, "queue"))
+        rc = cli_queue(&c, argc, argv);
+    else if (!strcmp(cmd, "stats"))
+        rc = cli_stats(&c, argc, argv);
+    else if (!strcmp(cmd, "channel"))
+        rc = cli_channel(&c, argc, argv);
     else if (!strcmp(cmd, "help")) {
         fputs(main_usage, stdout);
         rc = 0;
     } else
-        die_usage("unknown command '%s'; commands are send, test, check, plugins", cmd);
+        cli_die("unknown command '%s'; commands are send, test, check, plugins, log, show, "
+                "retry, queue, stats, channel", cmd);
     hr_secrets_clear();
     return rc;
 }

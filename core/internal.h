@@ -55,6 +55,8 @@ char *hr_read_file(const char *path, int private_only, size_t max, char *err, si
 void hr_log(int level, const char *fmt, ...) HERALD_PRINTF(2, 3);
 void hr_vlog(int level, const char *prefix, const char *fmt, va_list ap) HERALD_PRINTF(3, 0);
 void hr_log_set_level(int level);
+void hr_log_use_syslog(const char *ident);
+void hr_log_set_ident(const char *ident); /* the program name that starts each line */ /* from now on, log to syslog instead of stderr */
 int hr_log_level(void);
 /* Register a secret to be replaced by "***" wherever the host prints text. */
 void hr_secret_add(const char *secret);
@@ -99,6 +101,8 @@ struct herald_event {
     size_t nfields;
     long long created_ms;
     char timestamp[32];
+    char **to; /* channels or URLs chosen by a libherald caller */
+    size_t nto;
 };
 
 /* Check the event against the limits; the message names the field and the fix. */
@@ -107,6 +111,12 @@ herald_status hr_event_validate(const herald_event *ev, const hr_limits *lim, ch
 /* Stamp id and time (done at acceptance). */
 void hr_event_stamp(herald_event *ev);
 char *hr_event_json(const herald_event *ev); /* canonical payload; hr_malloc'd */
+/* Free what an event owns (every string is hr_malloc'd) and zero it. */
+void hr_event_clear(herald_event *ev);
+void hr_event_free(herald_event *ev); /* hr_event_clear() + free() */
+/* Submission JSON (no id/timestamp) and back; from_json takes a json_t*. */
+char *hr_event_submit_json(const herald_event *ev);
+herald_status hr_event_from_json(const void *json, herald_event *ev, char *err, size_t errlen);
 int hr_valid_event_type(const char *type);
 
 /* What a plugin sees of an event: the event plus the addressee on this channel. */
@@ -152,6 +162,28 @@ herald_status hr_settings_put_item(herald_settings_builder *b, const char *name,
 herald_status hr_settings_check_required(const herald_settings *s, const herald_setting_spec *spec,
                                          char *err, size_t errlen);
 
+/* ---- retry.c: the retry policy ---- */
+
+#define HR_RETRY_MAX_STEPS 16
+
+typedef struct hr_retry {
+    long long schedule[HR_RETRY_MAX_STEPS]; /* delay before retry k; the last repeats */
+    size_t n;
+    int max_attempts;      /* including the first */
+    long long max_age_ms;  /* no attempt later than this after the event; 0 = no limit */
+    double jitter;         /* +- fraction of each delay */
+    int disable_after;     /* consecutive failures that disable a channel; 0 = never */
+} hr_retry;
+
+extern const hr_retry hr_default_retry;
+/* "500ms", "5s", "5m", "2h", "3d", or a plain number of seconds. */
+herald_status hr_parse_duration(const char *s, long long *ms);
+/* Time of the next attempt after attempts_done failed ones, honouring a
+ * Retry-After time (hint_at, 0 when none) as a floor; -1 when retries are
+ * exhausted (attempts or age). */
+long long hr_retry_next(const hr_retry *p, int attempts_done, long long created_ms, long long now,
+                        long long hint_at, uint64_t *rng);
+
 /* ---- config.c: the configuration file ---- */
 
 typedef struct hr_channel_conf {
@@ -161,13 +193,19 @@ typedef struct hr_channel_conf {
     char *origin;     /* "file:line" of the channel entry */
     herald_settings settings; /* unvalidated raw values, typed by libconfig */
     void *raw;        /* config_setting_t* of the entry, for validation */
+    hr_retry retry;   /* the global policy with this channel's overrides */
+    int max_concurrent; /* attempts in flight at once */
+    double max_rate;  /* attempts started per second; 0 = unlimited */
 } hr_channel_conf;
 
 typedef struct hr_config {
     char *path;      /* NULL when running without a file */
     char *database;
     char *plugin_path;
+    char *socket;
     hr_limits limits;
+    hr_retry retry;
+    long long idempotency_window_ms;
     hr_channel_conf *channels;
     size_t nchannels;
     void *cfg; /* config_t* */
@@ -178,6 +216,9 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
 hr_config *hr_config_empty(void);
 void hr_config_free(hr_config *c);
 hr_channel_conf *hr_config_channel(hr_config *c, const char *name);
+/* The queue database: the configured one, else the system one when writable,
+ * else $XDG_STATE_HOME/herald/herald.db (created). NULL with err on failure. */
+char *hr_config_database(const hr_config *c, char *err, size_t errlen);
 /* Which file to use: -c, then $HERALD_CONFIG, then the default. *explicit is set
  * when the user named the file (a missing file is then an error). */
 const char *hr_config_pick(const char *cli_path, int *explicit_);
@@ -297,6 +338,24 @@ int hr_transport_global_init(void);
 /* Run one step; always fills r (transport status, code, headers, body). */
 void hr_transport_run(const herald_exchange *ex, herald_response *r);
 
+/* Many steps at once on one thread (libcurl multi): connections are reused per
+ * host, HTTP/2 multiplexed where offered, and a slow destination only holds
+ * its own transfers. */
+typedef struct hr_engine hr_engine;
+typedef void (*hr_engine_cb)(void *arg);
+struct pollfd;
+hr_engine *hr_engine_new(void);
+void hr_engine_free(hr_engine *e); /* abandons running transfers without callbacks */
+/* Start ex, filling r; cb(arg) runs inside hr_engine_run() (or at once when the
+ * exchange cannot start). ex and r must stay valid until then. */
+herald_status hr_engine_submit(hr_engine *e, const herald_exchange *ex, herald_response *r,
+                               hr_engine_cb cb, void *arg);
+/* Wait up to timeout_ms for transfer activity or for the extra fds, drive
+ * transfers and run callbacks. Returns the number of transfers still running. */
+int hr_engine_run(hr_engine *e, int timeout_ms, struct pollfd *fds, unsigned nfds);
+size_t hr_engine_active(const hr_engine *e);
+void hr_engine_wakeup(hr_engine *e); /* from any thread */
+
 /* ---- channel.c: channel instances and the synchronous delivery loop ---- */
 
 typedef struct hr_outcome {
@@ -307,7 +366,29 @@ typedef struct hr_outcome {
     long long elapsed_ms;
     int steps;
     char detail[512]; /* redacted */
+    char excerpt[1025]; /* start of the last response body */
 } hr_outcome;
+
+/* One delivery attempt (or test) running on an engine. The caller owns the
+ * struct and fills ch, m, purpose, test_flags (and its own fields around it);
+ * done(job) runs when out is final. */
+typedef struct hr_job {
+    herald_channel *ch;
+    const herald_message *m;
+    herald_purpose purpose;
+    unsigned test_flags;
+    hr_outcome out;
+    /* private */
+    herald_exchange ex;
+    herald_response resp;
+    herald_result res;
+    long long t0;
+    int step;
+    hr_engine *engine;
+    void (*done)(struct hr_job *);
+} hr_job;
+
+void hr_job_start(hr_job *j, hr_engine *e, void (*done)(hr_job *));
 
 /* Create a channel from its config entry: load the plugin, validate, create(). */
 herald_status hr_channel_open(hr_loader *l, hr_channel_conf *cc, herald_channel **out, char *err,

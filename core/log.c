@@ -4,10 +4,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "internal.h"
 
 static int log_level = HERALD_LOG_WARNING;
+static int use_syslog;
+static const char *log_ident = "herald";
 static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
 static size_t nsecrets;
@@ -15,6 +18,17 @@ static size_t nsecrets;
 /* Secrets shorter than this would redact ordinary words; they are still
  * accepted but never matched. */
 #define MIN_SECRET_LEN 4
+
+void hr_log_set_ident(const char *ident)
+{
+    log_ident = ident;
+}
+
+void hr_log_use_syslog(const char *ident)
+{
+    openlog(ident, LOG_PID, LOG_DAEMON);
+    use_syslog = 1;
+}
 
 void hr_log_set_level(int level)
 {
@@ -96,9 +110,14 @@ void hr_vlog(int level, const char *prefix, const char *fmt, va_list ap)
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
     char *clean = hr_redact(msg);
+    if (use_syslog) {
+        syslog(level, "%s%s%s", prefix ? prefix : "", prefix ? ": " : "", clean);
+        free(clean);
+        return;
+    }
     /* One write per line so concurrent lines never interleave. */
     char line[2300];
-    snprintf(line, sizeof line, "herald: %s: %s%s%s\n", level_name(level), prefix ? prefix : "",
+    snprintf(line, sizeof line, "%s: %s: %s%s%s\n", log_ident, level_name(level), prefix ? prefix : "",
              prefix ? ": " : "", clean);
     fputs(line, stderr);
     free(clean);

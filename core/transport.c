@@ -1,6 +1,8 @@
-/* transport.c - executing a plugin's exchange with libcurl (one at a time for now). */
+/* transport.c - executing plugins' exchanges with libcurl: one at a time, or many at once on
+ * a multi engine that reuses connections and never lets a slow destination hold up others. */
 #include "config.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,32 +136,45 @@ static void set_protocols(CURL *c, const char *protos)
 #endif
 }
 
-void hr_transport_run(const herald_exchange *ex, herald_response *r)
+/* One transfer in progress: the easy handle and what must outlive it. */
+typedef struct hr_xfer {
+    CURL *easy;
+    herald_response *r;
+    struct curl_slist *hdrs, *rcpts;
+    struct upload up;
+    char errbuf[CURL_ERROR_SIZE];
+    long long t0;
+    hr_engine_cb cb;
+    void *arg;
+    struct hr_xfer *next, *prev; /* in the engine's running list, or next in its idle pool */
+} hr_xfer;
+
+/* Configure x->easy for ex. Returns 0, or -1 with r filled when the exchange
+ * cannot run at all. */
+static int xfer_setup(hr_xfer *x, const herald_exchange *ex, herald_response *r)
 {
     hr_response_clear(r);
+    x->r = r;
+    x->hdrs = x->rcpts = NULL;
+    x->errbuf[0] = '\0';
     if (ex->err != HERALD_OK) {
         r->transport = ex->err;
         snprintf(r->error, sizeof r->error, "%s", ex->errmsg);
-        return;
+        return -1;
     }
     if (ex->kind == HR_EX_NONE) {
         r->transport = HERALD_E_PLUGIN;
         snprintf(r->error, sizeof r->error, "plugin described no request");
-        return;
+        return -1;
     }
-    CURL *c = curl_easy_init();
-    if (!c) {
-        r->transport = HERALD_E_NOMEM;
-        snprintf(r->error, sizeof r->error, "cannot create a libcurl handle");
-        return;
-    }
-    char errbuf[CURL_ERROR_SIZE] = "";
-    struct curl_slist *hdrs = NULL, *rcpts = NULL;
-    struct upload up = {ex->body.data, ex->body.len, 0};
+    CURL *c = x->easy;
     long long timeout = ex->timeout_ms > 0 ? ex->timeout_ms : DEFAULT_TIMEOUT_MS;
+    x->up.data = ex->body.data;
+    x->up.len = ex->body.len;
+    x->up.off = 0;
 
     curl_easy_setopt(c, CURLOPT_URL, ex->url);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
@@ -173,15 +188,16 @@ void hr_transport_run(const herald_exchange *ex, herald_response *r)
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, x);
 
     switch (ex->kind) {
     case HR_EX_HTTP:
         set_protocols(c, "http,https");
         curl_easy_setopt(c, CURLOPT_USERAGENT, "herald/" HERALD_VERSION);
         for (size_t i = 0; i < ex->nheaders; i++)
-            hdrs = curl_slist_append(hdrs, ex->headers[i]);
-        hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+            x->hdrs = curl_slist_append(x->hdrs, ex->headers[i]);
+        x->hdrs = curl_slist_append(x->hdrs, "Expect:"); /* no 100-continue round trip */
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
         if (strcmp(ex->method, "GET") == 0) {
             curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
         } else if (strcmp(ex->method, "HEAD") == 0) {
@@ -211,10 +227,10 @@ void hr_transport_run(const herald_exchange *ex, herald_response *r)
             if (ex->mail_from)
                 curl_easy_setopt(c, CURLOPT_MAIL_FROM, ex->mail_from);
             for (size_t i = 0; i < ex->nrcpts; i++)
-                rcpts = curl_slist_append(rcpts, ex->rcpts[i]);
-            curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpts);
+                x->rcpts = curl_slist_append(x->rcpts, ex->rcpts[i]);
+            curl_easy_setopt(c, CURLOPT_MAIL_RCPT, x->rcpts);
             curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-            curl_easy_setopt(c, CURLOPT_READDATA, &up);
+            curl_easy_setopt(c, CURLOPT_READDATA, &x->up);
             curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
             curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)ex->body.len);
         }
@@ -222,18 +238,191 @@ void hr_transport_run(const herald_exchange *ex, herald_response *r)
     case HR_EX_NONE:
         break;
     }
+    x->t0 = hr_now_ms();
+    return 0;
+}
 
-    long long t0 = hr_now_ms();
-    CURLcode rc = curl_easy_perform(c);
-    r->elapsed_ms = hr_now_ms() - t0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->code);
+/* Fill the response from a finished transfer and free per-transfer lists. */
+static void xfer_finish(hr_xfer *x, CURLcode rc)
+{
+    herald_response *r = x->r;
+    r->elapsed_ms = hr_now_ms() - x->t0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->code);
     r->transport = map_curl(rc);
     if (rc != CURLE_OK) {
-        char *clean = hr_redact(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        char *clean = hr_redact(x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
         snprintf(r->error, sizeof r->error, "%s", clean);
         free(clean);
     }
-    curl_slist_free_all(hdrs);
-    curl_slist_free_all(rcpts);
-    curl_easy_cleanup(c);
+    curl_slist_free_all(x->hdrs);
+    curl_slist_free_all(x->rcpts);
+    x->hdrs = x->rcpts = NULL;
+}
+
+void hr_transport_run(const herald_exchange *ex, herald_response *r)
+{
+    hr_xfer x;
+    memset(&x, 0, sizeof x);
+    if (!(x.easy = curl_easy_init())) {
+        hr_response_clear(r);
+        r->transport = HERALD_E_NOMEM;
+        snprintf(r->error, sizeof r->error, "cannot create a libcurl handle");
+        return;
+    }
+    if (xfer_setup(&x, ex, r) == 0)
+        xfer_finish(&x, curl_easy_perform(x.easy));
+    curl_easy_cleanup(x.easy);
+}
+
+/* ---- the multi engine ---- */
+
+#define ENGINE_MAX_HOST_CONNECTIONS 64
+
+struct hr_engine {
+    CURLM *multi;
+    struct curl_waitfd *wfd; /* extra fds of the last run, grown as needed */
+    unsigned nwfd;
+    hr_xfer *running;
+    hr_xfer *idle; /* finished transfers whose easy handles are kept for reuse */
+    size_t active;
+};
+
+static void running_remove(hr_engine *e, hr_xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        e->running = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->next = x->prev = NULL;
+}
+
+static void xfer_free(hr_xfer *x)
+{
+    curl_slist_free_all(x->hdrs);
+    curl_slist_free_all(x->rcpts);
+    curl_easy_cleanup(x->easy);
+    free(x);
+}
+
+hr_engine *hr_engine_new(void)
+{
+    hr_engine *e = hr_calloc(1, sizeof *e);
+    if (!(e->multi = curl_multi_init()))
+        abort();
+    curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)ENGINE_MAX_HOST_CONNECTIONS);
+    return e;
+}
+
+void hr_engine_free(hr_engine *e)
+{
+    if (!e)
+        return;
+    /* Abandon transfers still running: their callbacks never run. */
+    for (hr_xfer *x = e->running, *next; x; x = next) {
+        next = x->next;
+        curl_multi_remove_handle(e->multi, x->easy);
+        xfer_free(x);
+    }
+    for (hr_xfer *x = e->idle, *next; x; x = next) {
+        next = x->next;
+        xfer_free(x);
+    }
+    curl_multi_cleanup(e->multi);
+    free(e->wfd);
+    free(e);
+}
+
+herald_status hr_engine_submit(hr_engine *e, const herald_exchange *ex, herald_response *r,
+                               hr_engine_cb cb, void *arg)
+{
+    hr_xfer *x = e->idle;
+    if (x) {
+        e->idle = x->next;
+        curl_easy_reset(x->easy);
+    } else {
+        x = hr_calloc(1, sizeof *x);
+        if (!(x->easy = curl_easy_init())) {
+            free(x);
+            return HERALD_E_NOMEM;
+        }
+    }
+    x->cb = cb;
+    x->arg = arg;
+    x->next = x->prev = NULL;
+    if (xfer_setup(x, ex, r) != 0 || curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
+        if (r->transport == HERALD_OK) {
+            r->transport = HERALD_E_INTERNAL;
+            snprintf(r->error, sizeof r->error, "cannot start the transfer");
+        }
+        x->next = e->idle;
+        e->idle = x;
+        cb(arg); /* report the failure through the normal path */
+        return HERALD_OK;
+    }
+    x->next = e->running;
+    if (e->running)
+        e->running->prev = x;
+    e->running = x;
+    e->active++;
+    return HERALD_OK;
+}
+
+size_t hr_engine_active(const hr_engine *e)
+{
+    return e->active;
+}
+
+void hr_engine_wakeup(hr_engine *e)
+{
+    curl_multi_wakeup(e->multi);
+}
+
+static void engine_collect(hr_engine *e)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(e->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        hr_xfer *x = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        CURLcode rc = msg->data.result;
+        curl_multi_remove_handle(e->multi, x->easy);
+        running_remove(e, x);
+        xfer_finish(x, rc);
+        e->active--;
+        x->next = e->idle;
+        e->idle = x;
+        x->cb(x->arg); /* may submit again; x is already back in the pool */
+    }
+}
+
+int hr_engine_run(hr_engine *e, int timeout_ms, struct pollfd *fds, unsigned nfds)
+{
+    if (nfds > e->nwfd) {
+        e->wfd = hr_realloc(e->wfd, nfds * sizeof *e->wfd);
+        e->nwfd = nfds;
+    }
+    struct curl_waitfd *wfd = e->wfd;
+    unsigned n = nfds;
+    for (unsigned i = 0; i < n; i++) {
+        wfd[i].fd = fds[i].fd;
+        wfd[i].events = (short)(((fds[i].events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+                                ((fds[i].events & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
+        wfd[i].revents = 0;
+    }
+    int running;
+    curl_multi_perform(e->multi, &running);
+    engine_collect(e);
+    curl_multi_poll(e->multi, n ? wfd : NULL, n, timeout_ms, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        fds[i].revents = (short)(((wfd[i].revents & CURL_WAIT_POLLIN) ? POLLIN : 0) |
+                                 ((wfd[i].revents & CURL_WAIT_POLLOUT) ? POLLOUT : 0));
+    }
+    curl_multi_perform(e->multi, &running);
+    engine_collect(e);
+    return (int)e->active;
 }

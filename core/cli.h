@@ -1,0 +1,33 @@
+/* cli.h - what the herald CLI's command files share. */
+#ifndef HERALD_CLI_H
+#define HERALD_CLI_H
+
+#include "internal.h"
+
+#define EXIT_DELIVERY 1
+#define EXIT_USAGE 2
+#define EXIT_NOTHING 3
+
+typedef struct cli_ctx {
+    const char *config_opt;
+    hr_config *cfg;
+    hr_loader *loader;
+} cli_ctx;
+
+/* Print "herald: MESSAGE" (secrets redacted) and exit 2. */
+void cli_die(const char *fmt, ...) HERALD_PRINTF(1, 2) __attribute__((noreturn));
+/* Load the configuration; a missing default file is fine when allow_missing. */
+void cli_load(cli_ctx *c, int allow_missing);
+void cli_free(cli_ctx *c);
+/* Parse --json, --config and --help for a command without other options;
+ * returns whether --json was given, leaves optind at the first argument. */
+int cli_simple_opts(cli_ctx *c, int argc, char **argv, const char *usage, const char *what);
+
+int cli_log(cli_ctx *c, int argc, char **argv);
+int cli_show(cli_ctx *c, int argc, char **argv);
+int cli_retry(cli_ctx *c, int argc, char **argv);
+int cli_queue(cli_ctx *c, int argc, char **argv);
+int cli_stats(cli_ctx *c, int argc, char **argv);
+int cli_channel(cli_ctx *c, int argc, char **argv);
+
+#endif /* HERALD_CLI_H */

@@ -1,0 +1,443 @@
+/* dispatch.c - the dispatcher: claims due deliveries, runs them on the engine, applies the
+ * retry policy and records every attempt, group-committing the results. */
+#include "config.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+
+/* Ad-hoc --to URL deliveries carry their URL as the address of this channel
+ * name, which no configured channel can have (':' is not allowed in names). */
+#define ADHOC_CHANNEL HR_ADHOC_CHANNEL
+#define DEFAULT_LEASE_MS 300000
+#define DEFAULT_MAX_INFLIGHT 1024
+#define CLAIM_BATCH 256
+
+typedef struct chan_rt {
+    char *name;        /* channel name, or the URL for ad-hoc channels */
+    herald_channel *ch;
+    char *open_error;  /* set when the channel cannot be opened */
+    hr_retry retry;
+    int max_concurrent;
+    double max_rate;
+    double tokens;
+    long long refill_ms;
+    int inflight;
+    int disabled;
+    struct chan_rt *next;
+} chan_rt;
+
+typedef struct djob {
+    hr_job job; /* first: the job callback gets this pointer */
+    hr_claim claim;
+    herald_event *ev;
+    herald_message msg;
+    chan_rt *rt;
+    long long started_ms;
+    struct hr_dispatcher *d;
+    struct djob *next;             /* in the finished list */
+    struct djob *live_prev, *live_next; /* every job not yet recorded */
+} djob;
+
+struct hr_dispatcher {
+    hr_config *cfg;
+    hr_loader *loader;
+    hr_store *store;
+    hr_engine *engine;
+    chan_rt *chans;
+    djob *live;
+    djob *finished;
+    size_t inflight, max_inflight;
+    long long lease_ms;
+    uint64_t rng;
+    char *only_event;
+    int draining; /* no new claims */
+    hr_attempt_cb on_attempt;
+    void *on_attempt_arg;
+    char err[512];
+};
+
+hr_dispatcher *hr_dispatcher_new(hr_config *cfg, hr_loader *loader, hr_store *store)
+{
+    hr_dispatcher *d = hr_calloc(1, sizeof *d);
+    d->cfg = cfg;
+    d->loader = loader;
+    d->store = store;
+    d->engine = hr_engine_new();
+    d->max_inflight = DEFAULT_MAX_INFLIGHT;
+    d->lease_ms = DEFAULT_LEASE_MS;
+    d->rng = (uint64_t)hr_now_ms() ^ (uint64_t)(uintptr_t)d;
+    return d;
+}
+
+void hr_dispatcher_only_event(hr_dispatcher *d, const char *event_id)
+{
+    free(d->only_event);
+    d->only_event = hr_strdup(event_id);
+}
+
+void hr_dispatcher_on_attempt(hr_dispatcher *d, hr_attempt_cb cb, void *arg)
+{
+    d->on_attempt = cb;
+    d->on_attempt_arg = arg;
+}
+
+void hr_dispatcher_set_lease(hr_dispatcher *d, long long lease_ms)
+{
+    d->lease_ms = lease_ms;
+}
+
+void hr_dispatcher_drain(hr_dispatcher *d)
+{
+    d->draining = 1;
+}
+
+size_t hr_dispatcher_inflight(const hr_dispatcher *d)
+{
+    return d->inflight;
+}
+
+static chan_rt *chan_new(hr_dispatcher *d, const char *key, hr_channel_conf *cc)
+{
+    chan_rt *rt = hr_calloc(1, sizeof *rt);
+    rt->name = hr_strdup(key);
+    rt->retry = cc ? cc->retry : d->cfg->retry;
+    rt->max_concurrent = cc ? cc->max_concurrent : 32;
+    rt->max_rate = cc ? cc->max_rate : 0;
+    rt->tokens = rt->max_rate;
+    rt->refill_ms = hr_now_ms();
+    rt->next = d->chans;
+    d->chans = rt;
+    return rt;
+}
+
+void hr_dispatcher_adopt(hr_dispatcher *d, const char *key, herald_channel *ch)
+{
+    chan_rt *rt = chan_new(d, key, hr_config_channel(d->cfg, key));
+    rt->ch = ch;
+    char *reason = NULL;
+    rt->disabled = hr_store_channel_disabled(d->store, key, &reason);
+    free(reason);
+}
+
+static chan_rt *chan_get(hr_dispatcher *d, const hr_claim *c)
+{
+    int adhoc = strcmp(c->channel, ADHOC_CHANNEL) == 0;
+    const char *key = adhoc ? (c->address ? c->address : "") : c->channel;
+    for (chan_rt *rt = d->chans; rt; rt = rt->next)
+        if (strcmp(rt->name, key) == 0)
+            return rt;
+    char err[1024];
+    if (adhoc) {
+        chan_rt *rt = chan_new(d, key, NULL);
+        if (hr_channel_open_url(d->loader, "url", key, &rt->ch, err, sizeof err) != HERALD_OK)
+            rt->open_error = hr_strdup(err);
+        return rt;
+    }
+    hr_channel_conf *cc = hr_config_channel(d->cfg, key);
+    chan_rt *rt = chan_new(d, key, cc);
+    if (!cc)
+        rt->open_error = hr_asprintf("channel '%s' is not in the configuration; restore it and "
+                                     "run herald retry", key);
+    else if (hr_channel_open(d->loader, cc, &rt->ch, err, sizeof err) != HERALD_OK)
+        rt->open_error = hr_strdup(err);
+    char *reason = NULL;
+    rt->disabled = hr_store_channel_disabled(d->store, key, &reason);
+    free(reason);
+    return rt;
+}
+
+/* Token bucket: one token per attempt, max_rate tokens a second, bursts of
+ * up to one second's worth. */
+static int rate_allows(chan_rt *rt, long long now)
+{
+    if (rt->max_rate <= 0)
+        return 1;
+    rt->tokens += (double)(now - rt->refill_ms) * rt->max_rate / 1000.0;
+    rt->refill_ms = now;
+    if (rt->tokens > rt->max_rate)
+        rt->tokens = rt->max_rate;
+    if (rt->tokens < 1.0)
+        return 0;
+    rt->tokens -= 1.0;
+    return 1;
+}
+
+static void job_done(hr_job *j)
+{
+    djob *dj = (djob *)j;
+    hr_dispatcher *d = dj->d;
+    dj->next = d->finished;
+    d->finished = dj;
+}
+
+static void claim_clear(hr_claim *c)
+{
+    free(c->channel);
+    free(c->recipient);
+    free(c->address);
+    memset(c, 0, sizeof *c);
+}
+
+static void live_remove(hr_dispatcher *d, djob *dj)
+{
+    if (dj->live_prev)
+        dj->live_prev->live_next = dj->live_next;
+    else
+        d->live = dj->live_next;
+    if (dj->live_next)
+        dj->live_next->live_prev = dj->live_prev;
+}
+
+static void djob_free(hr_dispatcher *d, djob *dj)
+{
+    live_remove(d, dj);
+    dj->rt->inflight--;
+    d->inflight--;
+    claim_clear(&dj->claim);
+    hr_event_free(dj->ev);
+    hr_exchange_clear(&dj->job.ex); /* a job abandoned mid-transfer still owns these */
+    hr_response_clear(&dj->job.resp);
+    free(dj);
+}
+
+/* Put back what cannot start now (channel busy or rate limited): it stays due. */
+static void start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long **release,
+                        size_t *nrelease)
+{
+    chan_rt *rt = chan_get(d, c);
+    if (!rt->open_error && (rt->inflight >= rt->max_concurrent || !rate_allows(rt, now))) {
+        *release = hr_realloc(*release, (*nrelease + 1) * sizeof **release);
+        (*release)[(*nrelease)++] = c->id;
+        claim_clear(c);
+        return;
+    }
+    djob *dj = hr_calloc(1, sizeof *dj);
+    dj->claim = *c;
+    memset(c, 0, sizeof *c);
+    dj->d = d;
+    dj->rt = rt;
+    dj->started_ms = now;
+    dj->live_next = d->live;
+    if (d->live)
+        d->live->live_prev = dj;
+    d->live = dj;
+    d->inflight++;
+    rt->inflight++;
+    if (rt->open_error || !(dj->ev = hr_store_event(d->store, dj->claim.event_id))) {
+        /* Cannot attempt: record a retryable failure so nothing is lost. */
+        hr_outcome *o = &dj->job.out;
+        o->verdict = HERALD_VERDICT_RETRY;
+        o->status = rt->open_error ? HERALD_E_CONFIG : HERALD_E_NOT_FOUND;
+        snprintf(o->detail, sizeof o->detail, "%s",
+                 rt->open_error ? rt->open_error : "event missing from the store");
+        job_done(&dj->job);
+        return;
+    }
+    dj->msg.ev = dj->ev;
+    dj->msg.address = strcmp(dj->claim.channel, ADHOC_CHANNEL) == 0 ? NULL : dj->claim.address;
+    dj->job.ch = rt->ch;
+    dj->job.m = &dj->msg;
+    dj->job.purpose = HERALD_PURPOSE_SEND;
+    hr_job_start(&dj->job, d->engine, job_done);
+}
+
+static void claim_and_start(hr_dispatcher *d, long long now)
+{
+    if (d->draining || d->inflight >= d->max_inflight)
+        return;
+    size_t want = d->max_inflight - d->inflight;
+    if (want > CLAIM_BATCH)
+        want = CLAIM_BATCH;
+    /* Disabled channels keep their deliveries pending until re-enabled. */
+    const char *skip[65];
+    size_t ns = 0;
+    for (chan_rt *rt = d->chans; rt && ns < HR_ARRAY_LEN(skip) - 1; rt = rt->next)
+        if (rt->disabled)
+            skip[ns++] = rt->name;
+    skip[ns] = NULL;
+    hr_claim *claims = NULL;
+    size_t n = 0;
+    if (hr_store_claim(d->store, now, d->lease_ms, want, skip, d->only_event, &claims, &n) !=
+        HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "cannot claim deliveries: %s", hr_store_error(d->store));
+        return;
+    }
+    long long *release = NULL;
+    size_t nrelease = 0;
+    for (size_t i = 0; i < n; i++)
+        start_claim(d, &claims[i], now, &release, &nrelease);
+    hr_claims_free(claims, 0); /* every claim was moved into a job or cleared */
+    if (nrelease && hr_store_release(d->store, release, nrelease) != HERALD_OK)
+        hr_log(HERALD_LOG_ERROR, "cannot release deliveries: %s", hr_store_error(d->store));
+    free(release);
+}
+
+/* Turn a finished attempt into the delivery's next state. */
+static hr_dstate decide(hr_dispatcher *d, djob *dj, long long now, long long *next_at)
+{
+    const hr_outcome *o = &dj->job.out;
+    *next_at = 0;
+    switch (o->verdict) {
+    case HERALD_VERDICT_OK:
+        return HR_D_SENT;
+    case HERALD_VERDICT_FAILED:
+    case HERALD_VERDICT_DISABLE:
+    case HERALD_VERDICT_CONTINUE:
+        return HR_D_FAILED;
+    case HERALD_VERDICT_RETRY:
+        break;
+    }
+    int done = dj->claim.attempts + 1;
+    long long at = hr_retry_next(&dj->rt->retry, done, dj->ev ? dj->ev->created_ms
+                                                              : dj->claim.created_ms,
+                                 now, o->retry_at, &d->rng);
+    if (at < 0)
+        return HR_D_DEAD;
+    *next_at = at;
+    return HR_D_PENDING;
+}
+
+static void disable_channel(hr_dispatcher *d, chan_rt *rt, const char *reason, long long now)
+{
+    if (rt->disabled || strcmp(rt->name, ADHOC_CHANNEL) == 0 || strstr(rt->name, "://"))
+        return;
+    rt->disabled = 1;
+    if (hr_store_channel_disable(d->store, rt->name, reason, now) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "cannot disable channel %s: %s", rt->name,
+               hr_store_error(d->store));
+        return;
+    }
+    hr_log(HERALD_LOG_ERROR, "channel '%s' disabled: %s; run herald channel enable %s once "
+           "fixed", rt->name, reason, rt->name);
+    /* Tell the operator through every other channel. */
+    herald_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = hr_strdup("herald.channel.disabled");
+    ev.severity = HERALD_SEVERITY_ERROR;
+    ev.title = hr_asprintf("herald disabled channel %s", rt->name);
+    ev.body = hr_strdup(reason);
+    ev.source = hr_strdup("heraldd");
+    ev.fields = hr_calloc(1, sizeof *ev.fields);
+    ev.fields[0].name = hr_strdup("channel");
+    ev.fields[0].value = hr_strdup(rt->name);
+    ev.nfields = 1;
+    hr_event_stamp(&ev);
+    hr_delivery_new *dn = hr_calloc(d->cfg->nchannels ? d->cfg->nchannels : 1, sizeof *dn);
+    size_t n = 0;
+    for (size_t i = 0; i < d->cfg->nchannels; i++) {
+        if (strcmp(d->cfg->channels[i].name, rt->name) == 0)
+            continue;
+        dn[n].channel = d->cfg->channels[i].name;
+        dn[n].next_at = now;
+        dn[n].state = HR_D_PENDING;
+        n++;
+    }
+    int dup = 0;
+    if (n && hr_store_submit(d->store, &ev, dn, n, 0, &dup) != HERALD_OK)
+        hr_log(HERALD_LOG_ERROR, "cannot queue herald.channel.disabled: %s",
+               hr_store_error(d->store));
+    free(dn);
+    hr_event_clear(&ev);
+}
+
+static void record(hr_dispatcher *d, djob *dj, long long now)
+{
+    const hr_outcome *o = &dj->job.out;
+    long long next_at;
+    hr_dstate st = decide(d, dj, now, &next_at);
+    hr_attempt a = {
+        .delivery_id = dj->claim.id,
+        .started_ms = dj->started_ms,
+        .duration_ms = o->elapsed_ms,
+        .verdict = o->verdict,
+        .status = o->status,
+        .code = o->code,
+        .detail = o->detail,
+        .excerpt = o->excerpt[0] ? o->excerpt : NULL,
+    };
+    if (hr_store_finish(d->store, &a, st, next_at) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "cannot record attempt of delivery %lld: %s", dj->claim.id,
+               hr_store_error(d->store));
+        return;
+    }
+    int consecutive = 0;
+    int ok = o->verdict == HERALD_VERDICT_OK;
+    if (!dj->rt->open_error &&
+        hr_store_channel_result(d->store, dj->rt->name, ok, &consecutive) == HERALD_OK) {
+        if (o->verdict == HERALD_VERDICT_DISABLE)
+            disable_channel(d, dj->rt, o->detail, now);
+        else if (!ok && dj->rt->retry.disable_after > 0 &&
+                 consecutive >= dj->rt->retry.disable_after) {
+            char reason[700];
+            snprintf(reason, sizeof reason, "%d consecutive failures, the last: %s", consecutive,
+                     o->detail);
+            disable_channel(d, dj->rt, reason, now);
+        }
+    }
+    if (d->on_attempt)
+        d->on_attempt(d->on_attempt_arg, &dj->claim, o, st, next_at);
+}
+
+static void record_finished(hr_dispatcher *d)
+{
+    if (!d->finished)
+        return;
+    long long now = hr_now_ms();
+    int tx = hr_store_begin(d->store) == HERALD_OK;
+    if (!tx)
+        hr_log(HERALD_LOG_ERROR, "cannot start a transaction: %s", hr_store_error(d->store));
+    djob *list = d->finished;
+    d->finished = NULL;
+    for (djob *dj = list; dj; dj = dj->next)
+        record(d, dj, now);
+    if (tx && hr_store_commit(d->store) != HERALD_OK)
+        hr_log(HERALD_LOG_ERROR, "cannot commit attempts: %s", hr_store_error(d->store));
+    while (list) {
+        djob *next = list->next;
+        djob_free(d, list);
+        list = next;
+    }
+}
+
+int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds)
+{
+    claim_and_start(d, hr_now_ms());
+    record_finished(d); /* attempts that finished without I/O */
+    hr_engine_run(d->engine, timeout_ms, fds, nfds);
+    record_finished(d);
+    return (int)d->inflight;
+}
+
+void hr_dispatcher_free(hr_dispatcher *d)
+{
+    if (!d)
+        return;
+    /* Transfers still running are abandoned; their claims go back to pending
+     * now rather than when the lease expires. */
+    hr_engine_free(d->engine);
+    d->engine = NULL;
+    record_finished(d);
+    if (d->live) {
+        size_t n = 0;
+        long long *ids = hr_calloc(d->inflight, sizeof *ids);
+        for (djob *dj = d->live; dj; dj = dj->live_next)
+            ids[n++] = dj->claim.id;
+        if (hr_store_release(d->store, ids, n) != HERALD_OK)
+            hr_log(HERALD_LOG_ERROR, "cannot release deliveries: %s", hr_store_error(d->store));
+        free(ids);
+        while (d->live)
+            djob_free(d, d->live);
+    }
+    for (chan_rt *rt = d->chans, *next; rt; rt = next) {
+        next = rt->next;
+        hr_channel_close(rt->ch);
+        free(rt->open_error);
+        free(rt->name);
+        free(rt);
+    }
+    free(d->only_event);
+    free(d);
+}

@@ -1,0 +1,566 @@
+/* heraldd.c - the daemon: accepts events on a Unix socket, delivers and retries them in the
+ * background, reloads its configuration on SIGHUP and drains on SIGTERM. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "dispatch.h"
+#include "internal.h"
+#include "store.h"
+#include "submit.h"
+
+#define MAX_CLIENTS 256
+#define MAX_LINE (4 * 1024 * 1024) /* a request line; events are far smaller */
+#define IDLE_POLL_MS 200
+#define DRAIN_MS 10000
+#define WAIT_CHECK_MS 50
+
+static volatile sig_atomic_t got_term, got_hup;
+
+typedef struct client {
+    int fd;
+    hr_buf in;
+    /* An outstanding "wait" request. */
+    char wait_id[37];
+    long long wait_deadline;
+    long long wait_checked;
+    struct client *next;
+} client;
+
+typedef struct daemon {
+    const char *config_path;
+    hr_config *cfg;
+    hr_loader *loader;
+    hr_store *store;
+    hr_dispatcher *d;
+    hr_dispatcher *old; /* draining after a reload */
+    hr_config *old_cfg;
+    hr_loader *old_loader;
+    int lfd;
+    char *sock_path;
+    client *clients;
+    size_t nclients;
+} daemon_t;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        got_hup = 1;
+    else
+        got_term = 1;
+}
+
+/* systemd's readiness protocol: one datagram to $NOTIFY_SOCKET. */
+static void sd_notify_state(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof sa.sun_path)
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        hr_log(HERALD_LOG_DEBUG, "sd_notify: %s", strerror(errno));
+    close(fd);
+}
+
+static const char *socket_path(const hr_config *cfg)
+{
+    return cfg->socket ? cfg->socket : HERALD_RUNSTATEDIR "/herald/heraldd.sock";
+}
+
+static int listen_socket(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "socket path %s is too long (max %zu bytes)", path,
+                 sizeof sa.sun_path - 1);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* A stale socket from a crashed daemon is replaced; a live one is not. */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        snprintf(err, errlen, "another heraldd is already listening on %s", path);
+        close(fd);
+        return -1;
+    }
+    unlink(path);
+    mode_t old = umask(0117); /* 0660 until chmod below says otherwise */
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (rc < 0 || listen(fd, 128) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s; create its directory or set socket in "
+                 "the config", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void reply(client *c, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!s)
+        return;
+    size_t len = strlen(s);
+    /* Replies are small; the socket buffer takes them whole or the client is gone. */
+    hr_buf out = {0};
+    hr_buf_add(&out, s, len);
+    hr_buf_add(&out, "\n", 1);
+    free(s);
+    size_t off = 0;
+    while (off < out.len) {
+        ssize_t n = send(c->fd, out.data + off, out.len - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+            if (poll(&p, 1, 1000) > 0)
+                continue;
+        }
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    hr_buf_free(&out);
+}
+
+static json_t *error_reply(int code, const char *msg)
+{
+    char *clean = hr_redact(msg);
+    json_t *o = json_pack("{s:b, s:i, s:s}", "ok", 0, "code", code, "error", clean);
+    free(clean);
+    return o;
+}
+
+/* Final when every delivery of the event is sent, failed or dead. */
+static json_t *event_status(daemon_t *dm, const char *id, int *final)
+{
+    hr_log_filter f = {.state = -1, .event_id = id, .limit = 1000};
+    hr_delivery_row *rows = NULL;
+    size_t n = 0;
+    *final = 1;
+    json_t *arr = json_array();
+    if (hr_store_log(dm->store, &f, &rows, &n) != HERALD_OK)
+        return arr;
+    for (size_t i = 0; i < n; i++) {
+        hr_delivery_row *r = &rows[i];
+        if (r->state != HR_D_SENT && r->state != HR_D_FAILED && r->state != HR_D_DEAD)
+            *final = 0;
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:s, s:i, s:s, s:I, s:s, s:o}", "delivery", (json_int_t)r->id,
+                           "channel", r->channel, "state", hr_dstate_name(r->state), "attempts",
+                           r->attempts, "status", hr_status_name(r->last_status), "code",
+                           (json_int_t)r->last_code, "detail",
+                           r->last_detail ? r->last_detail : "", "next_at",
+                           r->state == HR_D_PENDING ? json_integer(r->next_at) : json_null()));
+    }
+    hr_delivery_rows_free(rows, n);
+    return arr;
+}
+
+static void handle_submit(daemon_t *dm, client *c, json_t *req)
+{
+    herald_event ev;
+    char err[1024];
+    if (hr_event_from_json(json_object_get(req, "event"), &ev, err, sizeof err) != HERALD_OK) {
+        reply(c, error_reply(2, err));
+        return;
+    }
+    json_t *to = json_object_get(req, "to");
+    size_t nto = json_is_array(to) ? json_array_size(to) : 0;
+    char **names = hr_calloc(nto ? nto : 1, sizeof *names);
+    for (size_t i = 0; i < nto; i++) {
+        json_t *v = json_array_get(to, i);
+        if (!json_is_string(v)) {
+            reply(c, error_reply(2, "'to' must be a list of channel names or URLs"));
+            free(names);
+            hr_event_clear(&ev);
+            return;
+        }
+        names[i] = (char *)json_string_value(v);
+    }
+    int duplicate = 0;
+    herald_status st = hr_submit(dm->cfg, dm->loader, dm->store, &ev, names, nto, &duplicate, err,
+                                 sizeof err);
+    free(names);
+    if (st != HERALD_OK) {
+        reply(c, error_reply(st == HERALD_E_NOT_FOUND && nto == 0 ? 3 : 2, err));
+    } else {
+        reply(c, json_pack("{s:b, s:s, s:b}", "ok", 1, "id", ev.id, "duplicate", duplicate));
+    }
+    hr_event_clear(&ev);
+}
+
+static void handle_line(daemon_t *dm, client *c, const char *line)
+{
+    json_error_t jerr;
+    json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(req)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "request is not a JSON object (%s)", jerr.text);
+        reply(c, error_reply(2, msg));
+        json_decref(req);
+        return;
+    }
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (hr_streq(op, "ping")) {
+        reply(c, json_pack("{s:b, s:s}", "ok", 1, "version", HERALD_VERSION));
+    } else if (hr_streq(op, "submit")) {
+        handle_submit(dm, c, req);
+    } else if (hr_streq(op, "wait")) {
+        const char *id = json_string_value(json_object_get(req, "id"));
+        json_int_t ms = json_integer_value(json_object_get(req, "timeout_ms"));
+        if (!id || strlen(id) != 36) {
+            reply(c, error_reply(2, "wait needs the event id"));
+        } else {
+            snprintf(c->wait_id, sizeof c->wait_id, "%s", id);
+            c->wait_deadline = hr_now_ms() + (ms > 0 ? ms : 300000);
+            c->wait_checked = 0;
+        }
+    } else {
+        reply(c, error_reply(2, "unknown op; use submit, wait or ping"));
+    }
+    json_decref(req);
+}
+
+static void client_close(daemon_t *dm, client *c)
+{
+    client **pp = &dm->clients;
+    while (*pp && *pp != c)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = c->next;
+    close(c->fd);
+    hr_buf_free(&c->in);
+    free(c);
+    dm->nclients--;
+}
+
+/* Read what the client sent; handle complete lines. 0 when it must go. */
+static int client_read(daemon_t *dm, client *c)
+{
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = recv(c->fd, chunk, sizeof chunk, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0)
+            return 0;
+        hr_buf_add(&c->in, chunk, (size_t)n);
+        if (c->in.len > MAX_LINE && !memchr(c->in.data, '\n', c->in.len)) {
+            reply(c, error_reply(2, "request line over 4 MiB"));
+            return 0;
+        }
+    }
+    size_t start = 0;
+    for (;;) {
+        char *nl = c->in.data ? memchr(c->in.data + start, '\n', c->in.len - start) : NULL;
+        if (!nl)
+            break;
+        *nl = '\0';
+        if (nl > c->in.data + start)
+            handle_line(dm, c, c->in.data + start);
+        start = (size_t)(nl - c->in.data) + 1;
+    }
+    if (start) {
+        memmove(c->in.data, c->in.data + start, c->in.len - start);
+        c->in.len -= start;
+        c->in.data[c->in.len] = '\0';
+    }
+    return 1;
+}
+
+static void check_waits(daemon_t *dm, long long now)
+{
+    for (client *c = dm->clients, *next; c; c = next) {
+        next = c->next;
+        if (!c->wait_id[0] || now - c->wait_checked < WAIT_CHECK_MS)
+            continue;
+        c->wait_checked = now;
+        int final;
+        json_t *arr = event_status(dm, c->wait_id, &final);
+        if (final || now >= c->wait_deadline) {
+            reply(c, json_pack("{s:b, s:s, s:b, s:o}", "ok", 1, "id", c->wait_id, "final", final,
+                               "deliveries", arr));
+            c->wait_id[0] = '\0';
+        } else {
+            json_decref(arr);
+        }
+    }
+}
+
+/* Load the configuration and open every channel so a bad one fails now. */
+static herald_status load(daemon_t *dm, hr_config **cfg, hr_loader **loader, char *err,
+                          size_t errlen)
+{
+    herald_status st = hr_config_load(dm->config_path, cfg, err, errlen);
+    if (st != HERALD_OK)
+        return st;
+    *loader = hr_loader_new((*cfg)->plugin_path);
+    for (size_t i = 0; i < (*cfg)->nchannels; i++) {
+        herald_channel *ch;
+        if ((st = hr_channel_open(*loader, &(*cfg)->channels[i], &ch, err, errlen)) != HERALD_OK) {
+            hr_loader_free(*loader);
+            hr_config_free(*cfg);
+            return st;
+        }
+        hr_channel_close(ch);
+    }
+    return HERALD_OK;
+}
+
+static void reload(daemon_t *dm)
+{
+    sd_notify_state("RELOADING=1");
+    hr_config *cfg;
+    hr_loader *loader;
+    char err[1024];
+    if (load(dm, &cfg, &loader, err, sizeof err) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
+        sd_notify_state("READY=1");
+        return;
+    }
+    if (dm->old) { /* a reload while the previous one still drains: finish it now */
+        hr_dispatcher_free(dm->old);
+        hr_loader_free(dm->old_loader);
+        hr_config_free(dm->old_cfg);
+    }
+    hr_dispatcher_drain(dm->d);
+    dm->old = dm->d;
+    dm->old_cfg = dm->cfg;
+    dm->old_loader = dm->loader;
+    dm->cfg = cfg;
+    dm->loader = loader;
+    dm->d = hr_dispatcher_new(cfg, loader, dm->store);
+    hr_log(HERALD_LOG_NOTICE, "configuration reloaded from %s (%zu channels)", dm->config_path,
+           cfg->nchannels);
+    sd_notify_state("READY=1");
+}
+
+static void accept_clients(daemon_t *dm)
+{
+    for (;;) {
+        int fd = accept4(dm->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        if (dm->nclients >= MAX_CLIENTS) {
+            close(fd);
+            hr_log(HERALD_LOG_WARNING, "too many clients (%d); connection refused", MAX_CLIENTS);
+            continue;
+        }
+        client *c = hr_calloc(1, sizeof *c);
+        c->fd = fd;
+        c->next = dm->clients;
+        dm->clients = c;
+        dm->nclients++;
+    }
+}
+
+static int run(daemon_t *dm)
+{
+    long long drain_deadline = 0;
+    struct pollfd *fds = hr_calloc(MAX_CLIENTS + 1, sizeof *fds);
+    client **owners = hr_calloc(MAX_CLIENTS + 1, sizeof *owners);
+    for (;;) {
+        if (got_hup) {
+            got_hup = 0;
+            reload(dm);
+        }
+        if (got_term && !drain_deadline) {
+            sd_notify_state("STOPPING=1");
+            hr_log(HERALD_LOG_NOTICE, "stopping: finishing %zu attempts in flight",
+                   hr_dispatcher_inflight(dm->d));
+            close(dm->lfd);
+            dm->lfd = -1;
+            unlink(dm->sock_path);
+            hr_dispatcher_drain(dm->d);
+            drain_deadline = hr_now_ms() + DRAIN_MS;
+        }
+        if (drain_deadline && (hr_dispatcher_inflight(dm->d) == 0 || hr_now_ms() >= drain_deadline))
+            break;
+        unsigned n = 0;
+        if (dm->lfd >= 0) {
+            fds[n].fd = dm->lfd;
+            fds[n].events = POLLIN;
+            owners[n++] = NULL;
+        }
+        for (client *c = dm->clients; c && n <= MAX_CLIENTS; c = c->next) {
+            fds[n].fd = c->fd;
+            fds[n].events = POLLIN;
+            owners[n++] = c;
+        }
+        int waiting = 0;
+        for (client *c = dm->clients; c; c = c->next)
+            waiting |= c->wait_id[0] != 0;
+        int timeout = hr_dispatcher_inflight(dm->d) || waiting ? WAIT_CHECK_MS : IDLE_POLL_MS;
+        hr_dispatcher_step(dm->d, timeout, fds, n);
+        if (dm->old) {
+            hr_dispatcher_step(dm->old, 0, NULL, 0);
+            if (hr_dispatcher_inflight(dm->old) == 0) {
+                hr_dispatcher_free(dm->old);
+                hr_loader_free(dm->old_loader);
+                hr_config_free(dm->old_cfg);
+                dm->old = NULL;
+            }
+        }
+        /* Every request that arrived in this round shares one transaction. */
+        int tx = 0;
+        for (unsigned i = 0; i < n; i++) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (!owners[i]) {
+                accept_clients(dm);
+                continue;
+            }
+            if (!tx)
+                tx = hr_store_begin(dm->store) == HERALD_OK;
+            if (!client_read(dm, owners[i]))
+                client_close(dm, owners[i]);
+        }
+        if (tx && hr_store_commit(dm->store) != HERALD_OK)
+            hr_log(HERALD_LOG_ERROR, "cannot commit submissions: %s", hr_store_error(dm->store));
+        check_waits(dm, hr_now_ms());
+    }
+    free(fds);
+    free(owners);
+    return 0;
+}
+
+static const char usage[] =
+    "Usage: heraldd [-c FILE] [--foreground] [-v]\n"
+    "\n"
+    "The herald daemon: accepts events on a Unix socket, delivers them and retries\n"
+    "failed deliveries in the background.\n"
+    "\n"
+    "  -c, --config FILE   configuration file (default: $HERALD_CONFIG, then\n"
+    "                      " HERALD_SYSCONFDIR "/herald/herald.conf)\n"
+    "  -f, --foreground    stay attached to the terminal and log to stderr\n"
+    "  -v, --verbose       more log output (repeat for debug)\n"
+    "      --version       print the version and exit\n"
+    "  -h, --help          print this help and exit\n"
+    "\n"
+    "Signals: SIGHUP reloads the configuration (a bad one is refused and the running\n"
+    "one kept); SIGTERM stops accepting and finishes attempts in flight.\n";
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cfg_opt = NULL;
+    int foreground = 0, opt, level = HERALD_LOG_NOTICE;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "c:fvh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': cfg_opt = optarg; break;
+        case 'f': foreground = 1; break;
+        case 'v': level++; break;
+        case 'V': printf("heraldd %s\n", HERALD_VERSION); return 0;
+        case 'h': fputs(usage, stdout); return 0;
+        default:
+            fprintf(stderr, "heraldd: unknown option '%s'; see heraldd --help\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "heraldd: unexpected argument '%s'; see heraldd --help\n", argv[optind]);
+        return 2;
+    }
+    hr_log_set_level(level);
+    hr_log_set_ident("heraldd");
+    if (hr_transport_global_init() != 0 || hr_module_init() != 0) {
+        fprintf(stderr, "heraldd: cannot initialise libcurl or libltdl\n");
+        return 2;
+    }
+    daemon_t dm = {.lfd = -1};
+    int explicit_;
+    dm.config_path = hr_config_pick(cfg_opt, &explicit_);
+    char err[1024];
+    if (load(&dm, &dm.cfg, &dm.loader, err, sizeof err) != HERALD_OK) {
+        fprintf(stderr, "heraldd: %s\n", err);
+        return 2;
+    }
+    char *db = hr_config_database(dm.cfg, err, sizeof err);
+    if (!db || hr_store_open(db, &dm.store, err, sizeof err) != HERALD_OK) {
+        fprintf(stderr, "heraldd: cannot open the queue: %s\n", err);
+        return 2;
+    }
+    dm.sock_path = hr_strdup(socket_path(dm.cfg));
+    if ((dm.lfd = listen_socket(dm.sock_path, err, sizeof err)) < 0) {
+        fprintf(stderr, "heraldd: %s\n", err);
+        return 2;
+    }
+    if (!foreground) {
+        if (daemon(0, 0) != 0) {
+            fprintf(stderr, "heraldd: cannot detach: %s\n", strerror(errno));
+            return 2;
+        }
+        hr_log_use_syslog("heraldd");
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    dm.d = hr_dispatcher_new(dm.cfg, dm.loader, dm.store);
+    hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s",
+           HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path);
+    free(db);
+    sd_notify_state("READY=1");
+    int rc = run(&dm);
+
+    hr_dispatcher_free(dm.d); /* returns unfinished claims to pending */
+    if (dm.old) {
+        hr_dispatcher_free(dm.old);
+        hr_loader_free(dm.old_loader);
+        hr_config_free(dm.old_cfg);
+    }
+    while (dm.clients)
+        client_close(&dm, dm.clients);
+    if (dm.lfd >= 0) {
+        close(dm.lfd);
+        unlink(dm.sock_path);
+    }
+    free(dm.sock_path);
+    hr_store_close(dm.store);
+    hr_loader_free(dm.loader);
+    hr_config_free(dm.cfg);
+    hr_secrets_clear();
+    hr_log(HERALD_LOG_NOTICE, "stopped");
+    return rc;
+}

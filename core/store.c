@@ -1,0 +1,1433 @@
+/* store.c - the durable queue in SQLite: schema and migrations, submission, claims, attempts, reports. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* With WAL, synchronous=NORMAL makes every commit durable across a crash of the
+ * process (kill -9): the commit is in the WAL file the moment COMMIT returns,
+ * only the fsync is deferred to the next checkpoint. What it does not promise is
+ * the last transactions surviving a power loss or kernel crash; that needs FULL
+ * (an fsync per commit), which a configuration option can select later. */
+#define HR_STORE_SYNCHRONOUS "NORMAL"
+
+/* How long a writer waits for another connection's write transaction. */
+#define HR_STORE_BUSY_MS 10000
+
+#define LOG_DEFAULT_LIMIT 100
+
+/* Schema migrations: entry k takes user_version k to k + 1. Entries are never
+ * edited once released; a change is one more entry. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE events ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  severity INTEGER NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  body TEXT,"
+    "  source TEXT,"
+    "  user TEXT,"
+    "  idempotency_key TEXT,"
+    "  data TEXT,"                            /* JSON text or NULL */
+    "  fields TEXT NOT NULL DEFAULT '{}',"    /* JSON object, in the submitted order */
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE INDEX events_idempotency ON events(idempotency_key, created_ms)"
+    "  WHERE idempotency_key IS NOT NULL;"
+    "CREATE TABLE deliveries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  event_id TEXT NOT NULL REFERENCES events(id),"
+    "  channel TEXT NOT NULL,"
+    "  recipient TEXT,"
+    "  address TEXT,"
+    "  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL,"
+    "  lease_until INTEGER,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  last_status INTEGER,"
+    "  last_code INTEGER,"
+    "  last_detail TEXT,"
+    /* When the row is next due for a claim: a waiting row at next_at, a row in
+     * flight when its lease runs out. One column lets one index serve both. */
+    "  due_at INTEGER GENERATED ALWAYS AS"
+    "    (CASE WHEN state = 1 THEN lease_until ELSE next_at END) VIRTUAL);"
+    /* Only claimable states are indexed, so the sent, failed and dead rows that
+     * accumulate forever cost claims nothing. */
+    "CREATE INDEX deliveries_due ON deliveries(due_at) WHERE state IN (0, 1, 5);"
+    "CREATE INDEX deliveries_event ON deliveries(event_id);"
+    "CREATE TABLE attempts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  delivery_id INTEGER NOT NULL REFERENCES deliveries(id),"
+    "  started_ms INTEGER NOT NULL,"
+    "  duration_ms INTEGER NOT NULL,"
+    "  verdict INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  code INTEGER NOT NULL,"
+    "  detail TEXT,"
+    "  excerpt TEXT);"
+    "CREATE INDEX attempts_delivery ON attempts(delivery_id);"
+    "CREATE TABLE channel_state ("
+    "  channel TEXT PRIMARY KEY NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  disabled_at INTEGER,"
+    "  consecutive_failures INTEGER NOT NULL DEFAULT 0);",
+};
+
+#define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
+
+/* Statements prepared once per connection, on first use. */
+enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SAVEPOINT,
+    Q_RELEASE,
+    Q_ROLLBACK_TO,
+    Q_IDEMPOTENT,
+    Q_INSERT_EVENT,
+    Q_INSERT_DELIVERY,
+    Q_EVENT,
+    Q_CLAIM,
+    Q_CLAIM_EVENT,
+    Q_FINISH,
+    Q_ATTEMPT,
+    Q_RELEASE_ONE,
+    Q_REQUEUE_ONE,
+    Q_REQUEUE_DEAD,
+    Q_DELIVERY_STATE,
+    Q_CHANNEL_OK,
+    Q_CHANNEL_FAILED,
+    Q_CHANNEL_DISABLE,
+    Q_CHANNEL_ENABLE,
+    Q_CHANNEL_GET,
+    Q_ATTEMPTS,
+    Q_QUEUE,
+    Q_STATS_DELIVERIES,
+    Q_STATS_ATTEMPTS,
+    Q_STATS_RANK,
+    Q_COUNT
+};
+
+static const char *const sql_text[Q_COUNT] = {
+    /* IMMEDIATE takes the write lock up front: a deferred transaction that
+     * reads first and writes later can fail with SQLITE_BUSY when another
+     * connection wrote in between, and no busy timeout helps then. */
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT hr_call",
+    [Q_RELEASE] = "RELEASE hr_call",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO hr_call",
+    [Q_IDEMPOTENT] = "SELECT id FROM events WHERE idempotency_key = ?1 AND created_ms >= ?2 "
+                     "ORDER BY created_ms DESC LIMIT 1",
+    [Q_INSERT_EVENT] = "INSERT INTO events (id, type, severity, title, body, source, user, "
+                       "idempotency_key, data, fields, created_ms) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [Q_INSERT_DELIVERY] = "INSERT INTO deliveries (event_id, channel, recipient, address, state, "
+                          "next_at, created_ms, updated_ms) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    [Q_EVENT] = "SELECT id, type, severity, title, body, source, user, idempotency_key, data, "
+                "fields, created_ms FROM events WHERE id = ?1",
+    /* One statement, so a claim is atomic between processes even outside a
+     * transaction. Keep the inner SELECT in step with test_store.c, which
+     * checks its query plan uses deliveries_due. */
+    [Q_CLAIM] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1 "
+                "WHERE id IN (SELECT id FROM deliveries "
+                "WHERE state IN (0, 1, 5) AND due_at <= ?1 "
+                "AND channel NOT IN (SELECT value FROM json_each(?4)) "
+                "ORDER BY due_at LIMIT ?3) "
+                "RETURNING id, event_id, channel, recipient, address, attempts, created_ms, "
+                "next_at",
+    /* The same for one event's deliveries: a separate statement so that it
+     * looks them up by event (a handful of rows) instead of walking the whole
+     * due queue, which "(?5 IS NULL OR event_id = ?5)" would make it do. */
+    [Q_CLAIM_EVENT] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1 "
+                      "WHERE id IN (SELECT id FROM deliveries "
+                      "WHERE event_id = ?5 AND state IN (0, 1, 5) AND due_at <= ?1 "
+                      "AND channel NOT IN (SELECT value FROM json_each(?4)) "
+                      "ORDER BY due_at LIMIT ?3) "
+                      "RETURNING id, event_id, channel, recipient, address, attempts, "
+                      "created_ms, next_at",
+    [Q_FINISH] = "UPDATE deliveries SET state = ?2, next_at = ?3, lease_until = NULL, "
+                 "attempts = attempts + 1, last_status = ?4, last_code = ?5, last_detail = ?6, "
+                 "updated_ms = ?7 WHERE id = ?1",
+    [Q_ATTEMPT] = "INSERT INTO attempts (delivery_id, started_ms, duration_ms, verdict, status, "
+                  "code, detail, excerpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* next_at is untouched by a claim and was due then, so a released row is
+     * due again at once and keeps its place in the queue. */
+    [Q_RELEASE_ONE] = "UPDATE deliveries SET state = 0, lease_until = NULL, updated_ms = ?2 "
+                      "WHERE id = ?1 AND state = 1",
+    [Q_REQUEUE_ONE] = "UPDATE deliveries SET state = 0, next_at = ?2, lease_until = NULL, "
+                      "updated_ms = ?2 WHERE id = ?1 AND state <> 1",
+    [Q_REQUEUE_DEAD] = "UPDATE deliveries SET state = 0, next_at = ?1, lease_until = NULL, "
+                       "updated_ms = ?1 WHERE state = 4",
+    [Q_DELIVERY_STATE] = "SELECT state FROM deliveries WHERE id = ?1",
+    /* A success writes nothing unless there was a failure streak to end: this
+     * runs once per delivery on the hot path. No row means no failures. */
+    [Q_CHANNEL_OK] = "UPDATE channel_state SET consecutive_failures = 0 "
+                     "WHERE channel = ?1 AND consecutive_failures <> 0",
+    [Q_CHANNEL_FAILED] = "INSERT INTO channel_state (channel, consecutive_failures) VALUES (?1, 1) "
+                         "ON CONFLICT (channel) DO UPDATE "
+                         "SET consecutive_failures = consecutive_failures + 1 "
+                         "RETURNING consecutive_failures",
+    [Q_CHANNEL_DISABLE] = "INSERT INTO channel_state (channel, disabled, reason, disabled_at) "
+                          "VALUES (?1, 1, ?2, ?3) ON CONFLICT (channel) DO UPDATE "
+                          "SET disabled = 1, reason = excluded.reason, "
+                          "disabled_at = excluded.disabled_at",
+    [Q_CHANNEL_ENABLE] = "UPDATE channel_state SET disabled = 0, reason = NULL, "
+                         "disabled_at = NULL, consecutive_failures = 0 WHERE channel = ?1",
+    [Q_CHANNEL_GET] = "SELECT disabled, reason FROM channel_state WHERE channel = ?1",
+    [Q_ATTEMPTS] = "SELECT delivery_id, started_ms, duration_ms, verdict, status, code, detail, "
+                   "excerpt FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+    [Q_QUEUE] = "SELECT channel, state, count(*), min(created_ms) FROM deliveries "
+                "GROUP BY channel, state ORDER BY channel",
+    /* Deliveries count where they ended up since since_ms: updated_ms is when
+     * a final state was reached. */
+    [Q_STATS_DELIVERIES] = "SELECT channel, sum(state = 2), sum(state = 3), sum(state = 4) "
+                           "FROM deliveries WHERE state IN (2, 3, 4) AND updated_ms >= ?1 "
+                           "GROUP BY channel",
+    [Q_STATS_ATTEMPTS] = "SELECT d.channel, count(*), sum(a.verdict = 0), "
+                         "avg(CASE WHEN a.verdict = 0 THEN a.duration_ms END) "
+                         "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+                         "WHERE a.started_ms >= ?1 GROUP BY d.channel",
+    [Q_STATS_RANK] = "SELECT a.duration_ms FROM attempts a JOIN deliveries d "
+                     "ON d.id = a.delivery_id WHERE d.channel = ?1 AND a.verdict = 0 "
+                     "AND a.started_ms >= ?2 ORDER BY a.duration_ms LIMIT 1 OFFSET ?3",
+};
+
+struct hr_store {
+    sqlite3 *db;
+    char *path;
+    int in_tx;   /* inside hr_store_begin() */
+    int bind_rc; /* first failed bind since the last step */
+    sqlite3_stmt *q[Q_COUNT];
+    char err[512];
+};
+
+/* ---- states ---- */
+
+static const char *const dstate_names[] = {"pending", "inflight", "sent", "failed", "dead",
+                                           "deferred"};
+
+const char *hr_dstate_name(hr_dstate s)
+{
+    return (unsigned)s < HR_ARRAY_LEN(dstate_names) ? dstate_names[s] : "unknown";
+}
+
+int hr_dstate_parse(const char *name, hr_dstate *out)
+{
+    for (size_t i = 0; name && i < HR_ARRAY_LEN(dstate_names); i++) {
+        if (strcmp(name, dstate_names[i]) == 0) {
+            *out = (hr_dstate)i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- errors ---- */
+
+static herald_status fail(hr_store *s, herald_status st, const char *fmt, ...) HERALD_PRINTF(3, 4);
+static herald_status fail(hr_store *s, herald_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    /* One line, whatever SQLite or a caller's string put in it. */
+    for (char *p = s->err; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return st;
+}
+
+/* A failed SQLite call: "<file>: cannot <doing>: <SQLite's reason>". */
+static herald_status db_fail(hr_store *s, const char *doing)
+{
+    int rc = sqlite3_errcode(s->db);
+    return fail(s, rc == SQLITE_NOMEM ? HERALD_E_NOMEM : HERALD_E_IO, "%s: cannot %s: %s",
+                s->path, doing, sqlite3_errmsg(s->db));
+}
+
+const char *hr_store_error(const hr_store *s)
+{
+    return s ? s->err : "no database";
+}
+
+/* ---- statements ---- */
+
+static sqlite3_stmt *prep(hr_store *s, int which, const char *doing)
+{
+    if (!s->q[which] && sqlite3_prepare_v3(s->db, sql_text[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                           &s->q[which], NULL) != SQLITE_OK) {
+        s->q[which] = NULL;
+        db_fail(s, doing);
+        return NULL;
+    }
+    s->bind_rc = SQLITE_OK;
+    return s->q[which];
+}
+
+/* Bind failures are kept and reported by the next step(), so callers bind
+ * without checking each call. Strings are bound without copying: they only
+ * have to live until done(), which clears the bindings. */
+static void note_bind(hr_store *s, int rc)
+{
+    if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK)
+        s->bind_rc = rc;
+}
+
+static void bind_int(hr_store *s, sqlite3_stmt *q, int i, long long v)
+{
+    note_bind(s, sqlite3_bind_int64(q, i, v));
+}
+
+static void bind_text(hr_store *s, sqlite3_stmt *q, int i, const char *v)
+{
+    note_bind(s, v ? sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(q, i));
+}
+
+static void bind_textn(hr_store *s, sqlite3_stmt *q, int i, const char *v, size_t n)
+{
+    note_bind(s, v ? sqlite3_bind_text(q, i, v, (int)n, SQLITE_STATIC) : sqlite3_bind_null(q, i));
+}
+
+static int step(hr_store *s, sqlite3_stmt *q)
+{
+    if (s->bind_rc != SQLITE_OK)
+        return s->bind_rc;
+    return sqlite3_step(q);
+}
+
+/* Reset after use: a statement left mid-way keeps a read snapshot open, which
+ * hides other connections' commits and blocks WAL checkpoints. */
+static void done(sqlite3_stmt *q)
+{
+    if (q) {
+        sqlite3_reset(q);
+        sqlite3_clear_bindings(q);
+    }
+}
+
+/* Run a statement that returns no rows. */
+static herald_status exec_q(hr_store *s, int which, const char *doing)
+{
+    sqlite3_stmt *q = prep(s, which, doing);
+    if (!q)
+        return HERALD_E_IO;
+    int rc = step(s, q);
+    herald_status st = rc == SQLITE_DONE || rc == SQLITE_ROW ? HERALD_OK : db_fail(s, doing);
+    done(q);
+    return st;
+}
+
+/* Cleanup after an error: the first error's message is the one worth keeping. */
+static void exec_quiet(hr_store *s, int which)
+{
+    sqlite3_stmt *q = s->q[which];
+    if (!q && sqlite3_prepare_v3(s->db, sql_text[which], -1, SQLITE_PREPARE_PERSISTENT, &q,
+                                 NULL) != SQLITE_OK)
+        return;
+    s->q[which] = q;
+    sqlite3_step(q);
+    done(q);
+}
+
+static char *col_dup(sqlite3_stmt *q, int i)
+{
+    if (sqlite3_column_type(q, i) == SQLITE_NULL)
+        return NULL;
+    return hr_strdup((const char *)sqlite3_column_text(q, i));
+}
+
+static void col_id(sqlite3_stmt *q, int i, char out[37])
+{
+    const char *v = (const char *)sqlite3_column_text(q, i);
+    snprintf(out, 37, "%s", v ? v : "");
+}
+
+/* ---- transactions ---- */
+
+herald_status hr_store_begin(hr_store *s)
+{
+    if (s->in_tx)
+        return fail(s, HERALD_E_INVALID, "%s: a transaction is already open (a bug in herald)",
+                    s->path);
+    herald_status st = exec_q(s, Q_BEGIN, "start a transaction");
+    if (st == HERALD_OK)
+        s->in_tx = 1;
+    return st;
+}
+
+herald_status hr_store_commit(hr_store *s)
+{
+    if (!s->in_tx)
+        return fail(s, HERALD_E_INVALID, "%s: no transaction to commit (a bug in herald)",
+                    s->path);
+    s->in_tx = 0;
+    if (sqlite3_get_autocommit(s->db))
+        return fail(s, HERALD_E_IO, "%s: the transaction was rolled back after an earlier error",
+                    s->path);
+    herald_status st = exec_q(s, Q_COMMIT, "commit");
+    if (st != HERALD_OK && !sqlite3_get_autocommit(s->db))
+        exec_quiet(s, Q_ROLLBACK);
+    return st;
+}
+
+void hr_store_rollback(hr_store *s)
+{
+    if (!s->in_tx)
+        return;
+    s->in_tx = 0;
+    if (!sqlite3_get_autocommit(s->db))
+        exec_quiet(s, Q_ROLLBACK);
+}
+
+/* Every write call is atomic: inside the caller's transaction it runs under a
+ * savepoint (a failed call leaves no half-written rows in the batch), else in
+ * a transaction of its own. */
+static herald_status write_begin(hr_store *s, const char *doing)
+{
+    if (!s->in_tx)
+        return exec_q(s, Q_BEGIN, doing);
+    if (sqlite3_get_autocommit(s->db))
+        return fail(s, HERALD_E_IO, "%s: cannot %s: the transaction was rolled back after an "
+                    "earlier error", s->path, doing);
+    return exec_q(s, Q_SAVEPOINT, doing);
+}
+
+static herald_status write_end(hr_store *s, herald_status st, const char *doing)
+{
+    if (s->in_tx) {
+        if (st != HERALD_OK)
+            exec_quiet(s, Q_ROLLBACK_TO);
+        if (!sqlite3_get_autocommit(s->db))
+            exec_quiet(s, Q_RELEASE);
+        return st;
+    }
+    if (st == HERALD_OK)
+        st = exec_q(s, Q_COMMIT, doing);
+    if (st != HERALD_OK && !sqlite3_get_autocommit(s->db))
+        exec_quiet(s, Q_ROLLBACK);
+    return st;
+}
+
+/* ---- open, schema ---- */
+
+static herald_status pragma_int(hr_store *s, const char *pragma, int *out, const char *doing)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, pragma, -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, doing);
+    herald_status st = HERALD_OK;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        *out = sqlite3_column_int(q, 0);
+    else
+        st = db_fail(s, doing); /* before finalize, which may clear the message */
+    sqlite3_finalize(q);
+    return st;
+}
+
+static herald_status exec_sql(hr_store *s, const char *sql, const char *doing)
+{
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, doing);
+    return HERALD_OK;
+}
+
+static herald_status set_wal(hr_store *s, int memory)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "switch to WAL mode");
+    herald_status st = HERALD_OK;
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        st = db_fail(s, "switch to WAL mode");
+    } else {
+        const char *mode = (const char *)sqlite3_column_text(q, 0);
+        /* An in-memory database has no WAL; anything else must, or readers
+         * would block writers. */
+        if (!memory && (!mode || strcmp(mode, "wal") != 0))
+            st = fail(s, HERALD_E_IO, "%s: cannot switch to WAL mode (the journal mode stays "
+                      "'%s'); put the database on a local file system", s->path,
+                      mode ? mode : "?");
+    }
+    sqlite3_finalize(q);
+    return st;
+}
+
+static herald_status too_new(hr_store *s, int version)
+{
+    return fail(s, HERALD_E_UNSUPPORTED, "%s: database schema version %d is newer than this "
+                "herald supports (%d); upgrade herald", s->path, version, SCHEMA_VERSION);
+}
+
+static herald_status migrate(hr_store *s)
+{
+    int version = 0;
+    herald_status st = pragma_int(s, "PRAGMA user_version", &version, "read the schema version");
+    if (st != HERALD_OK)
+        return st;
+    if (version > SCHEMA_VERSION)
+        return too_new(s, version);
+    if (version == SCHEMA_VERSION)
+        return HERALD_OK; /* the usual case takes no write lock */
+    if ((st = exec_q(s, Q_BEGIN, "start the schema upgrade")) != HERALD_OK)
+        return st;
+    /* Another process may have migrated while we waited for the lock. */
+    st = pragma_int(s, "PRAGMA user_version", &version, "read the schema version");
+    if (st == HERALD_OK && version > SCHEMA_VERSION)
+        st = too_new(s, version);
+    for (; st == HERALD_OK && version < SCHEMA_VERSION; version++) {
+        char doing[64];
+        snprintf(doing, sizeof doing, "upgrade the schema to version %d", version + 1);
+        st = exec_sql(s, migrations[version], doing);
+    }
+    if (st == HERALD_OK) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+        st = exec_sql(s, sql, "record the schema version");
+    }
+    if (st == HERALD_OK)
+        st = exec_q(s, Q_COMMIT, "commit the schema upgrade");
+    if (st != HERALD_OK && !sqlite3_get_autocommit(s->db))
+        exec_quiet(s, Q_ROLLBACK);
+    return st;
+}
+
+/* The queue holds message bodies and addresses: the file is created private,
+ * whatever the umask. SQLite gives its -wal and -shm files the same mode. */
+static herald_status create_private(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return HERALD_OK;
+        snprintf(err, errlen, "%s: cannot create the database: %s", path, strerror(errno));
+        return HERALD_E_IO;
+    }
+    herald_status st = HERALD_OK;
+    if (fchmod(fd, 0600) != 0) {
+        snprintf(err, errlen, "%s: cannot make the database private: %s", path, strerror(errno));
+        st = HERALD_E_IO;
+    }
+    close(fd);
+    return st;
+}
+
+static void store_free(hr_store *s)
+{
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(s->q[i]);
+    /* Closing rolls back an open transaction. */
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+herald_status hr_store_open(const char *path, hr_store **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!path || !*path) {
+        snprintf(err, errlen, "no database file given");
+        return HERALD_E_INVALID;
+    }
+    int memory = strcmp(path, ":memory:") == 0;
+    herald_status st;
+    if (!memory && (st = create_private(path, err, errlen)) != HERALD_OK)
+        return st;
+    hr_store *s = hr_calloc(1, sizeof *s);
+    s->path = hr_strdup(path);
+    /* One connection per thread, so SQLite's own mutexes are dead weight. */
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                             SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        st = s->db ? db_fail(s, "open the database")
+                   : fail(s, HERALD_E_NOMEM, "%s: cannot open the database: out of memory", path);
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, HR_STORE_BUSY_MS);
+    int version = 0;
+    /* Refuse a newer schema before changing anything in the file. */
+    if ((st = pragma_int(s, "PRAGMA user_version", &version, "read the database")) != HERALD_OK)
+        goto fail;
+    if (version > SCHEMA_VERSION) {
+        st = too_new(s, version);
+        goto fail;
+    }
+    if ((st = set_wal(s, memory)) != HERALD_OK ||
+        (st = exec_sql(s, "PRAGMA synchronous=" HR_STORE_SYNCHRONOUS, "set synchronous mode")) !=
+            HERALD_OK ||
+        (st = exec_sql(s, "PRAGMA foreign_keys=ON", "enable foreign keys")) != HERALD_OK ||
+        (st = exec_sql(s, "PRAGMA temp_store=MEMORY", "set temp_store")) != HERALD_OK ||
+        (st = migrate(s)) != HERALD_OK)
+        goto fail;
+    *out = s;
+    return HERALD_OK;
+fail:
+    snprintf(err, errlen, "%s", s->err);
+    store_free(s);
+    return st;
+}
+
+void hr_store_close(hr_store *s)
+{
+    if (s)
+        store_free(s);
+}
+
+/* ---- submission ---- */
+
+/* The fields as one JSON object, in the given order; NULL when one cannot be
+ * represented (invalid UTF-8, or a name given twice). */
+static char *fields_json(const herald_event *ev)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < ev->nfields; i++) {
+        json_t *v = json_string(ev->fields[i].value ? ev->fields[i].value : "");
+        if (!v || !ev->fields[i].name || json_object_get(o, ev->fields[i].name) ||
+            json_object_set_new(o, ev->fields[i].name, v) != 0) {
+            json_decref(v);
+            json_decref(o);
+            return NULL;
+        }
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+static herald_status insert_event(hr_store *s, const herald_event *ev, const char *fields)
+{
+    sqlite3_stmt *q = prep(s, Q_INSERT_EVENT, "store the event");
+    if (!q)
+        return HERALD_E_IO;
+    bind_text(s, q, 1, ev->id);
+    bind_text(s, q, 2, ev->type);
+    bind_int(s, q, 3, ev->severity);
+    bind_text(s, q, 4, ev->title);
+    bind_text(s, q, 5, ev->body);
+    bind_text(s, q, 6, ev->source);
+    bind_text(s, q, 7, ev->user);
+    bind_text(s, q, 8, ev->idempotency_key);
+    bind_text(s, q, 9, ev->data);
+    bind_text(s, q, 10, fields);
+    bind_int(s, q, 11, ev->created_ms);
+    herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, "store the event");
+    done(q);
+    return st;
+}
+
+static herald_status insert_delivery(hr_store *s, const herald_event *ev, const hr_delivery_new *d)
+{
+    sqlite3_stmt *q = prep(s, Q_INSERT_DELIVERY, "store a delivery");
+    if (!q)
+        return HERALD_E_IO;
+    bind_text(s, q, 1, ev->id);
+    bind_text(s, q, 2, d->channel);
+    bind_text(s, q, 3, d->recipient);
+    bind_text(s, q, 4, d->address);
+    bind_int(s, q, 5, d->state);
+    bind_int(s, q, 6, d->next_at);
+    bind_int(s, q, 7, ev->created_ms);
+    herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, "store a delivery");
+    done(q);
+    return st;
+}
+
+/* 1 and the original's id in ev->id when the key was used within the window. */
+static herald_status find_duplicate(hr_store *s, herald_event *ev, long long window_ms, int *found)
+{
+    *found = 0;
+    sqlite3_stmt *q = prep(s, Q_IDEMPOTENT, "check the idempotency key");
+    if (!q)
+        return HERALD_E_IO;
+    bind_text(s, q, 1, ev->idempotency_key);
+    bind_int(s, q, 2, ev->created_ms - window_ms);
+    herald_status st = HERALD_OK;
+    int rc = step(s, q);
+    if (rc == SQLITE_ROW) {
+        col_id(q, 0, ev->id);
+        *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = db_fail(s, "check the idempotency key");
+    }
+    done(q);
+    return st;
+}
+
+herald_status hr_store_submit(hr_store *s, herald_event *ev, const hr_delivery_new *d, size_t nd,
+                              long long window_ms, int *duplicate)
+{
+    int dup = 0;
+    if (duplicate)
+        *duplicate = 0;
+    if (!ev->type || !ev->title)
+        return fail(s, HERALD_E_INVALID, "cannot store an event without a type and a title "
+                    "(a bug in herald)");
+    for (size_t i = 0; i < nd; i++)
+        if (!d[i].channel || (d[i].state != HR_D_PENDING && d[i].state != HR_D_DEFERRED))
+            return fail(s, HERALD_E_INVALID, "cannot store delivery %zu: it needs a channel and "
+                        "the state pending or deferred (a bug in herald)", i + 1);
+    /* Accept an event nobody stamped rather than store it without id or time. */
+    if (!ev->id[0])
+        hr_new_id(ev->id);
+    if (!ev->created_ms) {
+        ev->created_ms = hr_now_ms();
+        hr_rfc3339(ev->created_ms, ev->timestamp, sizeof ev->timestamp);
+    }
+    char *fields = fields_json(ev);
+    if (!fields)
+        return fail(s, HERALD_E_INVALID, "cannot store event %s: its fields are not unique "
+                    "names with UTF-8 values", ev->id);
+    herald_status st = write_begin(s, "start storing the event");
+    if (st != HERALD_OK) {
+        free(fields);
+        return st;
+    }
+    /* Checked inside the write transaction, so two processes submitting the
+     * same key at once cannot both store it. A window of 0 turns the check off. */
+    if (ev->idempotency_key && window_ms > 0)
+        st = find_duplicate(s, ev, window_ms, &dup);
+    if (st == HERALD_OK && !dup) {
+        st = insert_event(s, ev, fields);
+        for (size_t i = 0; i < nd && st == HERALD_OK; i++)
+            st = insert_delivery(s, ev, &d[i]);
+    }
+    free(fields);
+    st = write_end(s, st, "commit the event");
+    if (st == HERALD_OK && duplicate)
+        *duplicate = dup;
+    return st;
+}
+
+static herald_status parse_fields(hr_store *s, const char *text, herald_event *ev)
+{
+    json_t *o = json_loads(text ? text : "{}", 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return fail(s, HERALD_E_PROTOCOL, "%s: event %s has damaged fields", s->path, ev->id);
+    }
+    ev->fields = hr_calloc(json_object_size(o), sizeof *ev->fields);
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        ev->fields[ev->nfields].name = hr_strdup(key);
+        ev->fields[ev->nfields].value = hr_strdup(json_is_string(v) ? json_string_value(v) : "");
+        ev->nfields++;
+    }
+    json_decref(o);
+    return HERALD_OK;
+}
+
+herald_event *hr_store_event(hr_store *s, const char *id)
+{
+    sqlite3_stmt *q = prep(s, Q_EVENT, "read the event");
+    if (!q)
+        return NULL;
+    bind_text(s, q, 1, id);
+    int rc = step(s, q);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            fail(s, HERALD_E_NOT_FOUND, "no event %s", id ? id : "(null)");
+        else
+            db_fail(s, "read the event");
+        done(q);
+        return NULL;
+    }
+    herald_event *ev = hr_calloc(1, sizeof *ev);
+    col_id(q, 0, ev->id);
+    ev->type = col_dup(q, 1);
+    ev->severity = (herald_severity)sqlite3_column_int(q, 2);
+    ev->title = col_dup(q, 3);
+    ev->body = col_dup(q, 4);
+    ev->source = col_dup(q, 5);
+    ev->user = col_dup(q, 6);
+    ev->idempotency_key = col_dup(q, 7);
+    ev->data = col_dup(q, 8);
+    ev->created_ms = sqlite3_column_int64(q, 10);
+    hr_rfc3339(ev->created_ms, ev->timestamp, sizeof ev->timestamp);
+    herald_status st = parse_fields(s, (const char *)sqlite3_column_text(q, 9), ev);
+    done(q);
+    if (st != HERALD_OK) {
+        hr_event_free(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* ---- dispatch ---- */
+
+typedef struct claim_sort {
+    hr_claim c;
+    long long next_at;
+} claim_sort;
+
+static int claim_cmp(const void *a, const void *b)
+{
+    const claim_sort *x = a, *y = b;
+    if (x->next_at != y->next_at)
+        return x->next_at < y->next_at ? -1 : 1;
+    return x->c.id < y->c.id ? -1 : x->c.id > y->c.id;
+}
+
+/* The skip list as a JSON array for json_each(); NULL when empty. */
+static char *skip_json(const char *const *skip)
+{
+    if (!skip || !skip[0])
+        return NULL;
+    json_t *a = json_array();
+    for (size_t i = 0; skip[i]; i++)
+        json_array_append_new(a, json_string(skip[i]));
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return text;
+}
+
+herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, size_t max,
+                             const char *const *skip, const char *event_id, hr_claim **out,
+                             size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (max == 0)
+        return HERALD_OK;
+    herald_status st = write_begin(s, "start claiming deliveries");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = prep(s, event_id ? Q_CLAIM_EVENT : Q_CLAIM, "claim deliveries");
+    if (!q)
+        return write_end(s, HERALD_E_IO, "claim deliveries");
+    char *skips = skip_json(skip);
+    bind_int(s, q, 1, now);
+    bind_int(s, q, 2, lease_ms);
+    bind_int(s, q, 3, max > (size_t)INT64_MAX ? INT64_MAX : (long long)max);
+    bind_text(s, q, 4, skips);
+    if (event_id)
+        bind_text(s, q, 5, event_id);
+    claim_sort *tmp = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : (max < 64 ? max : 64);
+            tmp = hr_realloc(tmp, cap * sizeof *tmp);
+        }
+        claim_sort *t = &tmp[len++];
+        memset(t, 0, sizeof *t);
+        t->c.id = sqlite3_column_int64(q, 0);
+        col_id(q, 1, t->c.event_id);
+        t->c.channel = col_dup(q, 2);
+        t->c.recipient = col_dup(q, 3);
+        t->c.address = col_dup(q, 4);
+        t->c.attempts = sqlite3_column_int(q, 5);
+        t->c.created_ms = sqlite3_column_int64(q, 6);
+        t->next_at = sqlite3_column_int64(q, 7);
+    }
+    if (rc != SQLITE_DONE)
+        st = db_fail(s, "claim deliveries");
+    done(q);
+    free(skips);
+    st = write_end(s, st, "commit the claims");
+    if (st != HERALD_OK) {
+        /* Rolled back: nothing was claimed. */
+        for (size_t i = 0; i < len; i++) {
+            free(tmp[i].c.channel);
+            free(tmp[i].c.recipient);
+            free(tmp[i].c.address);
+        }
+        free(tmp);
+        return st;
+    }
+    if (len == 0) {
+        free(tmp);
+        return HERALD_OK;
+    }
+    /* RETURNING comes in no particular order. */
+    qsort(tmp, len, sizeof *tmp, claim_cmp);
+    hr_claim *c = hr_malloc(len * sizeof *c);
+    for (size_t i = 0; i < len; i++)
+        c[i] = tmp[i].c;
+    free(tmp);
+    *out = c;
+    *n = len;
+    return HERALD_OK;
+}
+
+void hr_claims_free(hr_claim *c, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        free(c[i].channel);
+        free(c[i].recipient);
+        free(c[i].address);
+    }
+    free(c);
+}
+
+/* Bytes of s to keep so that at most max are kept and no UTF-8 sequence is cut. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+herald_status hr_store_finish(hr_store *s, const hr_attempt *a, hr_dstate state, long long next_at)
+{
+    if ((unsigned)state >= HR_ARRAY_LEN(dstate_names) || state == HR_D_INFLIGHT)
+        return fail(s, HERALD_E_INVALID, "cannot finish delivery %lld in state %s (a bug in "
+                    "herald)", a->delivery_id, hr_dstate_name(state));
+    herald_status st = write_begin(s, "start recording the attempt");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = prep(s, Q_FINISH, "record the attempt");
+    if (!q)
+        return write_end(s, HERALD_E_IO, "record the attempt");
+    bind_int(s, q, 1, a->delivery_id);
+    bind_int(s, q, 2, state);
+    bind_int(s, q, 3, next_at);
+    bind_int(s, q, 4, a->status);
+    bind_int(s, q, 5, a->code);
+    bind_text(s, q, 6, a->detail);
+    bind_int(s, q, 7, hr_now_ms());
+    if (step(s, q) != SQLITE_DONE)
+        st = db_fail(s, "record the attempt");
+    else if (sqlite3_changes(s->db) == 0)
+        st = fail(s, HERALD_E_NOT_FOUND, "%s: no delivery %lld to record an attempt for",
+                  s->path, a->delivery_id);
+    done(q);
+    if (st == HERALD_OK && (q = prep(s, Q_ATTEMPT, "record the attempt")) == NULL)
+        st = HERALD_E_IO;
+    if (st == HERALD_OK) {
+        bind_int(s, q, 1, a->delivery_id);
+        bind_int(s, q, 2, a->started_ms);
+        bind_int(s, q, 3, a->duration_ms);
+        bind_int(s, q, 4, a->verdict);
+        bind_int(s, q, 5, a->status);
+        bind_int(s, q, 6, a->code);
+        bind_text(s, q, 7, a->detail);
+        if (a->excerpt)
+            bind_textn(s, q, 8, a->excerpt, utf8_prefix(a->excerpt, HR_EXCERPT_MAX));
+        if (step(s, q) != SQLITE_DONE)
+            st = db_fail(s, "record the attempt");
+        done(q);
+    }
+    return write_end(s, st, "commit the attempt");
+}
+
+herald_status hr_store_release(hr_store *s, const long long *ids, size_t n)
+{
+    if (n == 0)
+        return HERALD_OK;
+    herald_status st = write_begin(s, "start releasing deliveries");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = prep(s, Q_RELEASE_ONE, "release deliveries");
+    if (!q)
+        return write_end(s, HERALD_E_IO, "release deliveries");
+    long long now = hr_now_ms();
+    /* A delivery no longer in flight was finished or reclaimed; leave it. */
+    for (size_t i = 0; i < n && st == HERALD_OK; i++) {
+        bind_int(s, q, 1, ids[i]);
+        bind_int(s, q, 2, now);
+        if (step(s, q) != SQLITE_DONE)
+            st = db_fail(s, "release deliveries");
+        done(q);
+    }
+    return write_end(s, st, "commit the release");
+}
+
+static herald_status requeue_one(hr_store *s, long long id, long long now, size_t *n)
+{
+    sqlite3_stmt *q = prep(s, Q_REQUEUE_ONE, "re-queue the delivery");
+    if (!q)
+        return HERALD_E_IO;
+    bind_int(s, q, 1, id);
+    bind_int(s, q, 2, now);
+    herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, "re-queue the delivery");
+    done(q);
+    if (st != HERALD_OK)
+        return st;
+    if (sqlite3_changes(s->db) == 1) {
+        *n = 1;
+        return HERALD_OK;
+    }
+    /* Nothing changed: say why. */
+    if (!(q = prep(s, Q_DELIVERY_STATE, "re-queue the delivery")))
+        return HERALD_E_IO;
+    bind_int(s, q, 1, id);
+    int rc = step(s, q);
+    if (rc == SQLITE_ROW)
+        st = fail(s, HERALD_E_INVALID, "delivery %lld is in flight; wait for its attempt to "
+                  "finish, then re-queue it", id);
+    else if (rc == SQLITE_DONE)
+        st = fail(s, HERALD_E_NOT_FOUND, "no delivery %lld; see herald log for delivery ids", id);
+    else
+        st = db_fail(s, "re-queue the delivery");
+    done(q);
+    return st;
+}
+
+herald_status hr_store_requeue(hr_store *s, long long id, int all_dead, long long now, size_t *n)
+{
+    *n = 0;
+    if (id == 0 && !all_dead)
+        return fail(s, HERALD_E_INVALID, "name a delivery to re-queue, or all dead ones");
+    herald_status st = write_begin(s, "start re-queuing");
+    if (st != HERALD_OK)
+        return st;
+    if (id != 0) {
+        st = requeue_one(s, id, now, n);
+    } else {
+        sqlite3_stmt *q = prep(s, Q_REQUEUE_DEAD, "re-queue dead deliveries");
+        if (!q) {
+            st = HERALD_E_IO;
+        } else {
+            bind_int(s, q, 1, now);
+            if (step(s, q) == SQLITE_DONE)
+                *n = (size_t)sqlite3_changes(s->db);
+            else
+                st = db_fail(s, "re-queue dead deliveries");
+            done(q);
+        }
+    }
+    st = write_end(s, st, "commit the re-queue");
+    if (st != HERALD_OK)
+        *n = 0;
+    return st;
+}
+
+/* ---- channel state ---- */
+
+herald_status hr_store_channel_result(hr_store *s, const char *channel, int ok, int *consecutive)
+{
+    int count = 0;
+    herald_status st = write_begin(s, "start recording the channel's result");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = prep(s, ok ? Q_CHANNEL_OK : Q_CHANNEL_FAILED, "record the channel's result");
+    if (!q)
+        return write_end(s, HERALD_E_IO, "record the channel's result");
+    bind_text(s, q, 1, channel);
+    int rc;
+    while ((rc = step(s, q)) == SQLITE_ROW)
+        count = sqlite3_column_int(q, 0);
+    if (rc != SQLITE_DONE)
+        st = db_fail(s, "record the channel's result");
+    done(q);
+    st = write_end(s, st, "commit the channel's result");
+    if (st == HERALD_OK && consecutive)
+        *consecutive = ok ? 0 : count;
+    return st;
+}
+
+herald_status hr_store_channel_disable(hr_store *s, const char *channel, const char *reason,
+                                       long long now)
+{
+    herald_status st = write_begin(s, "start disabling the channel");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = prep(s, Q_CHANNEL_DISABLE, "disable the channel");
+    if (!q)
+        return write_end(s, HERALD_E_IO, "disable the channel");
+    bind_text(s, q, 1, channel);
+    bind_text(s, q, 2, reason);
+    bind_int(s, q, 3, now);
+    if (step(s, q) != SQLITE_DONE)
+        st = db_fail(s, "disable the channel");
+    done(q);
+    return write_end(s, st, "commit disabling the channel");
+}
+
+herald_status hr_store_channel_enable(hr_store *s, const char *channel)
+{
+    herald_status st = write_begin(s, "start enabling the channel");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = prep(s, Q_CHANNEL_ENABLE, "enable the channel");
+    if (!q)
+        return write_end(s, HERALD_E_IO, "enable the channel");
+    bind_text(s, q, 1, channel);
+    if (step(s, q) != SQLITE_DONE)
+        st = db_fail(s, "enable the channel");
+    done(q);
+    return write_end(s, st, "commit enabling the channel");
+}
+
+int hr_store_channel_disabled(hr_store *s, const char *channel, char **reason)
+{
+    if (reason)
+        *reason = NULL;
+    sqlite3_stmt *q = prep(s, Q_CHANNEL_GET, "read the channel's state");
+    if (!q)
+        return 0;
+    bind_text(s, q, 1, channel);
+    int disabled = 0;
+    int rc = step(s, q);
+    if (rc == SQLITE_ROW) {
+        disabled = sqlite3_column_int(q, 0) != 0;
+        if (disabled && reason)
+            *reason = col_dup(q, 1);
+    } else if (rc != SQLITE_DONE) {
+        /* Reported as enabled: a channel is not silenced by a read error. */
+        db_fail(s, "read the channel's state");
+    }
+    done(q);
+    return disabled;
+}
+
+/* ---- reading ---- */
+
+/* GLOB with only '*' special: event types never contain '?' or '[', but a
+ * pattern typed by a user might, and should then match literally. */
+static char *type_glob(const char *pattern)
+{
+    hr_buf b = {0};
+    for (const char *p = pattern; *p; p++) {
+        if (*p == '?')
+            hr_buf_adds(&b, "[?]");
+        else if (*p == '[')
+            hr_buf_adds(&b, "[[]");
+        else
+            hr_buf_add(&b, p, 1);
+    }
+    if (!b.data)
+        hr_buf_add(&b, "", 0);
+    return b.data;
+}
+
+static void bind_named_text(hr_store *s, sqlite3_stmt *q, const char *name, const char *v)
+{
+    int i = sqlite3_bind_parameter_index(q, name);
+    if (i > 0)
+        bind_text(s, q, i, v);
+}
+
+static void bind_named_int(hr_store *s, sqlite3_stmt *q, const char *name, long long v)
+{
+    int i = sqlite3_bind_parameter_index(q, name);
+    if (i > 0)
+        bind_int(s, q, i, v);
+}
+
+herald_status hr_store_log(hr_store *s, const hr_log_filter *f, hr_delivery_row **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    hr_log_filter none = {.state = -1};
+    if (!f)
+        f = &none;
+    int glob = f->event_type && strchr(f->event_type, '*');
+    /* Built per call (this is not a hot path) so that each filter is a plain
+     * term the planner can use an index for. */
+    hr_buf sql = {0};
+    hr_buf_adds(&sql, "SELECT d.id, d.event_id, e.type, d.channel, d.recipient, d.state, "
+                "d.attempts, d.created_ms, d.updated_ms, d.next_at, d.last_status, d.last_code, "
+                "d.last_detail FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1");
+    if (f->channel)
+        hr_buf_adds(&sql, " AND d.channel = :channel");
+    if (f->event_type)
+        hr_buf_adds(&sql, glob ? " AND e.type GLOB :type" : " AND e.type = :type");
+    if (f->state >= 0)
+        hr_buf_adds(&sql, " AND d.state = :state");
+    if (f->since_ms > 0)
+        hr_buf_adds(&sql, " AND d.created_ms >= :since");
+    if (f->event_id)
+        hr_buf_adds(&sql, " AND d.event_id = :event");
+    hr_buf_adds(&sql, " ORDER BY d.id DESC LIMIT :limit");
+    sqlite3_stmt *q;
+    int rc = sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL);
+    hr_buf_free(&sql);
+    if (rc != SQLITE_OK)
+        return db_fail(s, "read the delivery log");
+    char *pattern = glob ? type_glob(f->event_type) : NULL;
+    s->bind_rc = SQLITE_OK;
+    bind_named_text(s, q, ":channel", f->channel);
+    bind_named_text(s, q, ":type", glob ? pattern : f->event_type);
+    bind_named_int(s, q, ":state", f->state);
+    bind_named_int(s, q, ":since", f->since_ms);
+    bind_named_text(s, q, ":event", f->event_id);
+    bind_named_int(s, q, ":limit", f->limit ? (long long)f->limit : LOG_DEFAULT_LIMIT);
+    hr_delivery_row *r = NULL;
+    size_t len = 0, cap = 0;
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            r = hr_realloc(r, cap * sizeof *r);
+        }
+        hr_delivery_row *d = &r[len++];
+        memset(d, 0, sizeof *d);
+        d->id = sqlite3_column_int64(q, 0);
+        col_id(q, 1, d->event_id);
+        d->event_type = col_dup(q, 2);
+        d->channel = col_dup(q, 3);
+        d->recipient = col_dup(q, 4);
+        d->state = (hr_dstate)sqlite3_column_int(q, 5);
+        d->attempts = sqlite3_column_int(q, 6);
+        d->created_ms = sqlite3_column_int64(q, 7);
+        d->updated_ms = sqlite3_column_int64(q, 8);
+        d->next_at = sqlite3_column_int64(q, 9);
+        d->last_status = (herald_status)sqlite3_column_int(q, 10);
+        d->last_code = (long)sqlite3_column_int64(q, 11);
+        d->last_detail = col_dup(q, 12);
+    }
+    herald_status st = rc == SQLITE_DONE ? HERALD_OK : db_fail(s, "read the delivery log");
+    sqlite3_finalize(q);
+    free(pattern);
+    if (st != HERALD_OK) {
+        hr_delivery_rows_free(r, len);
+        return st;
+    }
+    *out = r;
+    *n = len;
+    return HERALD_OK;
+}
+
+void hr_delivery_rows_free(hr_delivery_row *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].event_type);
+        free(r[i].channel);
+        free(r[i].recipient);
+        free(r[i].last_detail);
+    }
+    free(r);
+}
+
+herald_status hr_store_attempts(hr_store *s, long long delivery_id, hr_attempt_row **out,
+                                size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = prep(s, Q_ATTEMPTS, "read the attempts");
+    if (!q)
+        return HERALD_E_IO;
+    bind_int(s, q, 1, delivery_id);
+    hr_attempt_row *r = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            r = hr_realloc(r, cap * sizeof *r);
+        }
+        hr_attempt_row *a = &r[len++];
+        a->delivery_id = sqlite3_column_int64(q, 0);
+        a->started_ms = sqlite3_column_int64(q, 1);
+        a->duration_ms = sqlite3_column_int64(q, 2);
+        a->verdict = (herald_verdict)sqlite3_column_int(q, 3);
+        a->status = (herald_status)sqlite3_column_int(q, 4);
+        a->code = (long)sqlite3_column_int64(q, 5);
+        a->detail = col_dup(q, 6);
+        a->excerpt = col_dup(q, 7);
+    }
+    herald_status st = rc == SQLITE_DONE ? HERALD_OK : db_fail(s, "read the attempts");
+    done(q);
+    if (st != HERALD_OK) {
+        hr_attempt_rows_free(r, len);
+        return st;
+    }
+    *out = r;
+    *n = len;
+    return HERALD_OK;
+}
+
+void hr_attempt_rows_free(hr_attempt_row *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].detail);
+        free(r[i].excerpt);
+    }
+    free(r);
+}
+
+herald_status hr_store_queue(hr_store *s, hr_queue_row **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = prep(s, Q_QUEUE, "read the queue");
+    if (!q)
+        return HERALD_E_IO;
+    hr_queue_row *r = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+    /* Rows come grouped by channel: one output row per run of a channel. */
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        const char *channel = (const char *)sqlite3_column_text(q, 0);
+        if (!channel)
+            continue;
+        if (len == 0 || strcmp(r[len - 1].channel, channel) != 0) {
+            if (len == cap) {
+                cap = cap ? cap * 2 : 8;
+                r = hr_realloc(r, cap * sizeof *r);
+            }
+            memset(&r[len], 0, sizeof r[len]);
+            r[len++].channel = hr_strdup(channel);
+        }
+        int state = sqlite3_column_int(q, 1);
+        if (state < 0 || state >= (int)HR_ARRAY_LEN(r->count))
+            continue;
+        r[len - 1].count[state] = sqlite3_column_int64(q, 2);
+        if (state == HR_D_PENDING)
+            r[len - 1].oldest_pending_ms = sqlite3_column_int64(q, 3);
+    }
+    herald_status st = rc == SQLITE_DONE ? HERALD_OK : db_fail(s, "read the queue");
+    done(q);
+    if (st != HERALD_OK) {
+        hr_queue_rows_free(r, len);
+        return st;
+    }
+    *out = r;
+    *n = len;
+    return HERALD_OK;
+}
+
+void hr_queue_rows_free(hr_queue_row *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++)
+        free(r[i].channel);
+    free(r);
+}
+
+/* A channel's row while the statistics are gathered. */
+typedef struct stats_acc {
+    hr_stats_row row;
+    long long ok; /* successful attempts, for the percentile */
+} stats_acc;
+
+static stats_acc *stats_find(stats_acc **acc, size_t *len, size_t *cap, const char *channel)
+{
+    if (!channel)
+        channel = "";
+    for (size_t i = 0; i < *len; i++)
+        if (strcmp((*acc)[i].row.channel, channel) == 0)
+            return &(*acc)[i];
+    if (*len == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *acc = hr_realloc(*acc, *cap * sizeof **acc);
+    }
+    stats_acc *a = &(*acc)[(*len)++];
+    memset(a, 0, sizeof *a);
+    a->row.channel = hr_strdup(channel);
+    return a;
+}
+
+static int stats_cmp(const void *a, const void *b)
+{
+    return strcmp(((const hr_stats_row *)a)->channel, ((const hr_stats_row *)b)->channel);
+}
+
+/* p95 by the nearest-rank method: the smallest duration that at least 95% of
+ * the successful attempts are at or below, i.e. the ceil(0.95 * N)-th in
+ * ascending order (1..100 ms gives 95 ms). */
+static herald_status stats_p95(hr_store *s, hr_stats_row *row, long long ok, long long since_ms)
+{
+    if (ok <= 0)
+        return HERALD_OK;
+    long long rank = (95 * ok + 99) / 100;
+    sqlite3_stmt *q = prep(s, Q_STATS_RANK, "compute latency percentiles");
+    if (!q)
+        return HERALD_E_IO;
+    bind_text(s, q, 1, row->channel);
+    bind_int(s, q, 2, since_ms);
+    bind_int(s, q, 3, rank - 1);
+    herald_status st = HERALD_OK;
+    int rc = step(s, q);
+    if (rc == SQLITE_ROW)
+        row->p95_latency_ms = (double)sqlite3_column_int64(q, 0);
+    else if (rc != SQLITE_DONE)
+        st = db_fail(s, "compute latency percentiles");
+    done(q);
+    return st;
+}
+
+herald_status hr_store_stats(hr_store *s, long long since_ms, hr_stats_row **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    stats_acc *acc = NULL;
+    size_t len = 0, cap = 0;
+    herald_status st = HERALD_OK;
+    int rc;
+    /* Several reads: one snapshot keeps them consistent with each other. */
+    int own_tx = !s->in_tx && sqlite3_get_autocommit(s->db);
+    if (own_tx && sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, "read statistics");
+    sqlite3_stmt *q = prep(s, Q_STATS_DELIVERIES, "read statistics");
+    if (!q) {
+        st = HERALD_E_IO;
+        goto out;
+    }
+    bind_int(s, q, 1, since_ms);
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        stats_acc *a = stats_find(&acc, &len, &cap, (const char *)sqlite3_column_text(q, 0));
+        a->row.sent = sqlite3_column_int64(q, 1);
+        a->row.failed = sqlite3_column_int64(q, 2);
+        a->row.dead = sqlite3_column_int64(q, 3);
+    }
+    if (rc != SQLITE_DONE)
+        st = db_fail(s, "read statistics");
+    done(q);
+    if (st != HERALD_OK)
+        goto out;
+    if (!(q = prep(s, Q_STATS_ATTEMPTS, "read statistics"))) {
+        st = HERALD_E_IO;
+        goto out;
+    }
+    bind_int(s, q, 1, since_ms);
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        stats_acc *a = stats_find(&acc, &len, &cap, (const char *)sqlite3_column_text(q, 0));
+        a->row.attempts = sqlite3_column_int64(q, 1);
+        a->ok = sqlite3_column_int64(q, 2);
+        a->row.mean_latency_ms = sqlite3_column_double(q, 3); /* NULL (none) reads as 0 */
+    }
+    if (rc != SQLITE_DONE)
+        st = db_fail(s, "read statistics");
+    done(q);
+    for (size_t i = 0; i < len && st == HERALD_OK; i++) {
+        hr_stats_row *row = &acc[i].row;
+        long long finished = row->sent + row->failed + row->dead;
+        row->success_rate = finished ? (double)row->sent / (double)finished : 0.0;
+        st = stats_p95(s, row, acc[i].ok, since_ms);
+    }
+out:
+    if (own_tx)
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    hr_stats_row *r = len ? hr_malloc(len * sizeof *r) : NULL;
+    for (size_t i = 0; i < len; i++)
+        r[i] = acc[i].row;
+    free(acc);
+    if (st != HERALD_OK) {
+        hr_stats_rows_free(r, len);
+        return st;
+    }
+    if (len)
+        qsort(r, len, sizeof *r, stats_cmp);
+    *out = r;
+    *n = len;
+    return HERALD_OK;
+}
+
+void hr_stats_rows_free(hr_stats_row *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++)
+        free(r[i].channel);
+    free(r);
+}

@@ -1,0 +1,182 @@
+/* store.h - the durable queue: events, deliveries, attempts, channel state (one interface,
+ * SQLite today; a server database can implement the same calls later). */
+#ifndef HERALD_STORE_H
+#define HERALD_STORE_H
+
+#include "internal.h"
+
+/*
+ * THREADING: an hr_store is one database connection. Use it from one thread at
+ * a time. Several connections (threads or processes) may use one database
+ * file at once; writers wait for each other (busy timeout), they never fail
+ * with "database is locked" while the wait is shorter than the timeout.
+ *
+ * TRANSACTIONS: every write call joins the transaction opened by
+ * hr_store_begin() when there is one, else runs in its own. Group commit is
+ * the caller's policy: begin, write many, commit.
+ *
+ * ERRORS: calls return HERALD_OK or a status with a one-line message in
+ * hr_store_error().
+ */
+
+typedef struct hr_store hr_store;
+
+typedef enum hr_dstate {
+    HR_D_PENDING = 0,  /* waiting for next_at */
+    HR_D_INFLIGHT = 1, /* claimed under a lease */
+    HR_D_SENT = 2,
+    HR_D_FAILED = 3,   /* permanent failure */
+    HR_D_DEAD = 4,     /* retries exhausted */
+    HR_D_DEFERRED = 5  /* held (quiet hours, disabled channel) until next_at */
+} hr_dstate;
+
+const char *hr_dstate_name(hr_dstate s);
+int hr_dstate_parse(const char *name, hr_dstate *out);
+
+/* Bytes of a response body kept per attempt (documented in herald(1)). */
+#define HR_EXCERPT_MAX 1024
+
+herald_status hr_store_open(const char *path, hr_store **out, char *err, size_t errlen);
+void hr_store_close(hr_store *s);
+const char *hr_store_error(const hr_store *s);
+
+herald_status hr_store_begin(hr_store *s);
+herald_status hr_store_commit(hr_store *s);
+void hr_store_rollback(hr_store *s);
+
+/* ---- submission ---- */
+
+typedef struct hr_delivery_new {
+    const char *channel;
+    const char *recipient; /* user name or NULL (broadcast) */
+    const char *address;   /* recipient's address on the channel or NULL */
+    long long next_at;     /* first attempt time (Unix ms) */
+    hr_dstate state;       /* HR_D_PENDING, or HR_D_DEFERRED */
+} hr_delivery_new;
+
+/* Persist ev and its deliveries. When ev->idempotency_key was stored within
+ * window_ms before ev->created_ms, nothing is stored, *duplicate is set to 1
+ * and ev->id is overwritten with the original event's id. */
+herald_status hr_store_submit(hr_store *s, herald_event *ev, const hr_delivery_new *d, size_t nd,
+                              long long window_ms, int *duplicate);
+
+/* Load an event; NULL when absent. Free with hr_event_free(). */
+herald_event *hr_store_event(hr_store *s, const char *id);
+
+/* ---- dispatch ---- */
+
+typedef struct hr_claim {
+    long long id;        /* delivery id */
+    char event_id[37];
+    char *channel;
+    char *recipient;
+    char *address;
+    int attempts;        /* attempts made before this one */
+    long long created_ms;
+} hr_claim;
+
+/* Claim up to max deliveries that are due (pending with next_at <= now, or in
+ * flight with an expired lease), oldest next_at first, marking them in flight
+ * until now + lease_ms. Channels in `skip` (NULL-terminated, may be NULL) are
+ * left alone; with event_id, only that event's deliveries are claimed. */
+herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, size_t max,
+                             const char *const *skip, const char *event_id, hr_claim **out,
+                             size_t *n);
+void hr_claims_free(hr_claim *c, size_t n);
+
+typedef struct hr_attempt {
+    long long delivery_id;
+    long long started_ms;
+    long long duration_ms;
+    herald_verdict verdict;
+    herald_status status;
+    long code;
+    const char *detail;  /* redacted */
+    const char *excerpt; /* response body start, at most HR_EXCERPT_MAX bytes, or NULL */
+} hr_attempt;
+
+/* Log an attempt and move its delivery to `state` (pending again with next_at
+ * for a retry). */
+herald_status hr_store_finish(hr_store *s, const hr_attempt *a, hr_dstate state,
+                              long long next_at);
+
+/* Put claimed deliveries back to pending (shutdown). */
+herald_status hr_store_release(hr_store *s, const long long *ids, size_t n);
+
+/* Re-queue: one delivery (any final state), or every dead one when id is 0.
+ * *n receives how many were re-queued. */
+herald_status hr_store_requeue(hr_store *s, long long id, int all_dead, long long now, size_t *n);
+
+/* ---- channel state ---- */
+
+/* Count a channel's outcome; returns the consecutive failures after it. */
+herald_status hr_store_channel_result(hr_store *s, const char *channel, int ok, int *consecutive);
+herald_status hr_store_channel_disable(hr_store *s, const char *channel, const char *reason,
+                                       long long now);
+herald_status hr_store_channel_enable(hr_store *s, const char *channel);
+/* 1 and the reason (hr_malloc'd) when disabled. */
+int hr_store_channel_disabled(hr_store *s, const char *channel, char **reason);
+
+/* ---- reading (log, show, queue, stats) ---- */
+
+typedef struct hr_delivery_row {
+    long long id;
+    char event_id[37];
+    char *event_type;
+    char *channel;
+    char *recipient;
+    hr_dstate state;
+    int attempts;
+    long long created_ms, updated_ms, next_at;
+    herald_status last_status;
+    long last_code;
+    char *last_detail;
+} hr_delivery_row;
+
+typedef struct hr_log_filter {
+    const char *channel;
+    const char *event_type; /* exact, or glob with '*' */
+    int state;              /* -1 for any */
+    long long since_ms;     /* 0 for any */
+    const char *event_id;
+    size_t limit;           /* 0 for 100 */
+} hr_log_filter;
+
+herald_status hr_store_log(hr_store *s, const hr_log_filter *f, hr_delivery_row **out, size_t *n);
+void hr_delivery_rows_free(hr_delivery_row *r, size_t n);
+
+typedef struct hr_attempt_row {
+    long long delivery_id;
+    long long started_ms, duration_ms;
+    herald_verdict verdict;
+    herald_status status;
+    long code;
+    char *detail;
+    char *excerpt;
+} hr_attempt_row;
+
+herald_status hr_store_attempts(hr_store *s, long long delivery_id, hr_attempt_row **out,
+                                size_t *n);
+void hr_attempt_rows_free(hr_attempt_row *r, size_t n);
+
+typedef struct hr_queue_row {
+    char *channel;
+    long long count[6]; /* by hr_dstate */
+    long long oldest_pending_ms; /* created_ms of the oldest pending, 0 if none */
+} hr_queue_row;
+
+herald_status hr_store_queue(hr_store *s, hr_queue_row **out, size_t *n);
+void hr_queue_rows_free(hr_queue_row *r, size_t n);
+
+typedef struct hr_stats_row {
+    char *channel;
+    long long sent, failed, dead, attempts;
+    double success_rate;     /* sent / (sent + failed + dead), 0 when none */
+    double mean_latency_ms;  /* over successful attempts */
+    double p95_latency_ms;
+} hr_stats_row;
+
+herald_status hr_store_stats(hr_store *s, long long since_ms, hr_stats_row **out, size_t *n);
+void hr_stats_rows_free(hr_stats_row *r, size_t n);
+
+#endif /* HERALD_STORE_H */

@@ -1,0 +1,16 @@
+/* submit.h - accepting events into the durable queue. */
+#ifndef HERALD_SUBMIT_H
+#define HERALD_SUBMIT_H
+
+#include "internal.h"
+#include "store.h"
+
+/* Validate ev against cfg's limits, resolve `to` (channel names or channel
+ * URLs; every configured channel when nto is 0), stamp it and store it with
+ * one delivery per channel, in the store's current transaction if any.
+ * HERALD_E_NOT_FOUND when there is nothing to send to. On a duplicate
+ * idempotency key *duplicate is 1 and ev->id is the original event's. */
+herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, herald_event *ev,
+                        char *const *to, size_t nto, int *duplicate, char *err, size_t errlen);
+
+#endif /* HERALD_SUBMIT_H */
