@@ -14,6 +14,11 @@
 #define DEFAULT_LEASE_MS 300000
 #define DEFAULT_MAX_INFLIGHT 1024
 #define CLAIM_BATCH 256
+/* Ad-hoc URL deliveries claimed at once, across all their URLs. */
+#define ADHOC_MAX_CONCURRENT 64
+/* How often the queue is asked which channels have deliveries waiting, to
+ * find those that are no longer configured. */
+#define DISCOVER_MS 1000
 
 typedef struct chan_rt {
     char *name;        /* channel name, or the URL for ad-hoc channels */
@@ -26,6 +31,9 @@ typedef struct chan_rt {
     long long refill_ms;
     int inflight;
     int disabled;
+    /* Outcomes recorded in the current batch, counted in the store once. */
+    int batch_reset, batch_failures, batch_seen;
+    char last_failure[512];
     struct chan_rt *next;
 } chan_rt;
 
@@ -54,6 +62,8 @@ struct hr_dispatcher {
     uint64_t rng;
     char *only_event;
     int draining; /* no new claims */
+    char **due_channels; /* queued channels outside the configuration */
+    long long discovered_ms;
     hr_attempt_cb on_attempt;
     void *on_attempt_arg;
     char err[512];
@@ -122,22 +132,43 @@ void hr_dispatcher_adopt(hr_dispatcher *d, const char *key, herald_channel *ch)
     free(reason);
 }
 
+static chan_rt *chan_find(hr_dispatcher *d, const char *key)
+{
+    for (chan_rt *rt = d->chans; rt; rt = rt->next)
+        if (strcmp(rt->name, key) == 0)
+            return rt;
+    return NULL;
+}
+
+static chan_rt *chan_named(hr_dispatcher *d, const char *key);
+
 static chan_rt *chan_get(hr_dispatcher *d, const hr_claim *c)
 {
     int adhoc = strcmp(c->channel, ADHOC_CHANNEL) == 0;
     const char *key = adhoc ? (c->address ? c->address : "") : c->channel;
-    for (chan_rt *rt = d->chans; rt; rt = rt->next)
-        if (strcmp(rt->name, key) == 0)
-            return rt;
+    chan_rt *rt = chan_find(d, key);
+    if (rt)
+        return rt;
     char err[1024];
     if (adhoc) {
-        chan_rt *rt = chan_new(d, key, NULL);
+        rt = chan_new(d, key, NULL);
         if (hr_channel_open_url(d->loader, "url", key, &rt->ch, err, sizeof err) != HERALD_OK)
             rt->open_error = hr_strdup(err);
         return rt;
     }
+    return chan_named(d, key);
+}
+
+/* A configured channel's runtime, opened on first use; a name that is not
+ * configured gets one whose every attempt fails with the reason. */
+static chan_rt *chan_named(hr_dispatcher *d, const char *key)
+{
+    chan_rt *rt = chan_find(d, key);
+    if (rt)
+        return rt;
+    char err[1024];
     hr_channel_conf *cc = hr_config_channel(d->cfg, key);
-    chan_rt *rt = chan_new(d, key, cc);
+    rt = chan_new(d, key, cc);
     if (!cc)
         rt->open_error = hr_asprintf("channel '%s' is not in the configuration; restore it and "
                                      "run herald retry", key);
@@ -151,14 +182,21 @@ static chan_rt *chan_get(hr_dispatcher *d, const hr_claim *c)
 
 /* Token bucket: one token per attempt, max_rate tokens a second, bursts of
  * up to one second's worth. */
-static int rate_allows(chan_rt *rt, long long now)
+static void rate_refill(chan_rt *rt, long long now)
 {
     if (rt->max_rate <= 0)
-        return 1;
+        return;
     rt->tokens += (double)(now - rt->refill_ms) * rt->max_rate / 1000.0;
     rt->refill_ms = now;
     if (rt->tokens > rt->max_rate)
         rt->tokens = rt->max_rate;
+}
+
+static int rate_allows(chan_rt *rt, long long now)
+{
+    if (rt->max_rate <= 0)
+        return 1;
+    rate_refill(rt, now);
     if (rt->tokens < 1.0)
         return 0;
     rt->tokens -= 1.0;
@@ -208,7 +246,8 @@ static void start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long 
                         size_t *nrelease)
 {
     chan_rt *rt = chan_get(d, c);
-    if (!rt->open_error && (rt->inflight >= rt->max_concurrent || !rate_allows(rt, now))) {
+    if (!rt->open_error &&
+        (rt->disabled || rt->inflight >= rt->max_concurrent || !rate_allows(rt, now))) {
         *release = hr_realloc(*release, (*nrelease + 1) * sizeof **release);
         (*release)[(*nrelease)++] = c->id;
         claim_clear(c);
@@ -244,27 +283,112 @@ static void start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long 
     hr_job_start(&dj->job, d->engine, job_done);
 }
 
-static void claim_and_start(hr_dispatcher *d, long long now)
+/* How many of a channel's deliveries could start now. */
+static size_t chan_room(hr_dispatcher *d, const char *name, long long now)
+{
+    if (strcmp(name, ADHOC_CHANNEL) == 0) {
+        /* Per-URL limits apply when the claims start. */
+        size_t busy = 0;
+        for (chan_rt *rt = d->chans; rt; rt = rt->next)
+            if (strstr(rt->name, "://"))
+                busy += (size_t)rt->inflight;
+        return busy < ADHOC_MAX_CONCURRENT ? ADHOC_MAX_CONCURRENT - busy : 0;
+    }
+    chan_rt *rt = chan_named(d, name);
+    if (rt->disabled)
+        return 0; /* its deliveries stay pending until it is enabled */
+    if (rt->open_error)
+        return CLAIM_BATCH; /* each is recorded as a retry at once */
+    long room = (long)rt->max_concurrent - rt->inflight;
+    if (rt->max_rate > 0) {
+        rate_refill(rt, now);
+        if ((double)room > rt->tokens)
+            room = (long)rt->tokens;
+    }
+    return room > 0 ? (size_t)room : 0;
+}
+
+static void claims_add(hr_claim **all, size_t *n, hr_claim *c, size_t k)
+{
+    if (!k)
+        return;
+    *all = hr_realloc(*all, (*n + k) * sizeof **all);
+    memcpy(*all + *n, c, k * sizeof *c);
+    *n += k;
+    free(c);
+}
+
+/* Claim what the channels have room for: per channel, so that a busy or
+ * rate-limited channel's backlog is never claimed only to be handed back. */
+static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *nall)
 {
     if (d->draining || d->inflight >= d->max_inflight)
         return;
     size_t want = d->max_inflight - d->inflight;
-    if (want > CLAIM_BATCH)
-        want = CLAIM_BATCH;
-    /* Disabled channels keep their deliveries pending until re-enabled. */
-    const char *skip[65];
-    size_t ns = 0;
-    for (chan_rt *rt = d->chans; rt && ns < HR_ARRAY_LEN(skip) - 1; rt = rt->next)
-        if (rt->disabled)
-            skip[ns++] = rt->name;
-    skip[ns] = NULL;
-    hr_claim *claims = NULL;
-    size_t n = 0;
-    if (hr_store_claim(d->store, now, d->lease_ms, want, skip, d->only_event, &claims, &n) !=
-        HERALD_OK) {
-        hr_log(HERALD_LOG_ERROR, "cannot claim deliveries: %s", hr_store_error(d->store));
+    if (d->only_event) {
+        const char *skip[65];
+        size_t ns = 0;
+        for (chan_rt *rt = d->chans; rt && ns < HR_ARRAY_LEN(skip) - 1; rt = rt->next)
+            if (rt->disabled)
+                skip[ns++] = rt->name;
+        skip[ns] = NULL;
+        hr_claim *c = NULL;
+        size_t n = 0;
+        if (hr_store_claim(d->store, now, d->lease_ms, want < CLAIM_BATCH ? want : CLAIM_BATCH,
+                           skip, d->only_event, &c, &n) != HERALD_OK)
+            hr_log(HERALD_LOG_ERROR, "cannot claim deliveries: %s", hr_store_error(d->store));
+        claims_add(all, nall, c, n);
         return;
     }
+    if (now - d->discovered_ms >= DISCOVER_MS || now < d->discovered_ms) {
+        d->discovered_ms = now;
+        /* `herald channel enable` in another process takes effect here. */
+        for (chan_rt *rt = d->chans; rt; rt = rt->next)
+            if (rt->disabled)
+                rt->disabled = hr_store_channel_disabled(d->store, rt->name, NULL);
+        hr_strv_free(d->due_channels);
+        d->due_channels = NULL;
+        char **names;
+        if (hr_store_channels_due(d->store, &names) != HERALD_OK) {
+            hr_log(HERALD_LOG_ERROR, "cannot list queued channels: %s", hr_store_error(d->store));
+        } else {
+            size_t k = 0;
+            for (size_t i = 0; names[i]; i++) {
+                if (strcmp(names[i], ADHOC_CHANNEL) == 0 || hr_config_channel(d->cfg, names[i]))
+                    free(names[i]);
+                else
+                    names[k++] = names[i];
+            }
+            names[k] = NULL;
+            d->due_channels = names;
+        }
+    }
+    size_t ncfg = d->cfg->nchannels, nextra = 0;
+    while (d->due_channels && d->due_channels[nextra])
+        nextra++;
+    for (size_t i = 0; i < ncfg + 1 + nextra && *nall < want; i++) {
+        const char *name = i < ncfg    ? d->cfg->channels[i].name
+                           : i == ncfg ? ADHOC_CHANNEL
+                                       : d->due_channels[i - ncfg - 1];
+        size_t room = chan_room(d, name, now);
+        if (room > want - *nall)
+            room = want - *nall;
+        if (room > CLAIM_BATCH)
+            room = CLAIM_BATCH;
+        hr_claim *c = NULL;
+        size_t n = 0;
+        if (room && hr_store_claim_channel(d->store, name, now, d->lease_ms, room, &c, &n) !=
+                        HERALD_OK) {
+            hr_log(HERALD_LOG_ERROR, "cannot claim deliveries of %s: %s", name,
+                   hr_store_error(d->store));
+            continue;
+        }
+        claims_add(all, nall, c, n);
+    }
+}
+
+static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long now)
+{
     long long *release = NULL;
     size_t nrelease = 0;
     for (size_t i = 0; i < n; i++)
@@ -363,51 +487,83 @@ static void record(hr_dispatcher *d, djob *dj, long long now)
                hr_store_error(d->store));
         return;
     }
-    int consecutive = 0;
-    int ok = o->verdict == HERALD_VERDICT_OK;
-    if (!dj->rt->open_error &&
-        hr_store_channel_result(d->store, dj->rt->name, ok, &consecutive) == HERALD_OK) {
-        if (o->verdict == HERALD_VERDICT_DISABLE)
-            disable_channel(d, dj->rt, o->detail, now);
-        else if (!ok && dj->rt->retry.disable_after > 0 &&
-                 consecutive >= dj->rt->retry.disable_after) {
-            char reason[700];
-            snprintf(reason, sizeof reason, "%d consecutive failures, the last: %s", consecutive,
-                     o->detail);
-            disable_channel(d, dj->rt, reason, now);
+    chan_rt *rt = dj->rt;
+    if (!rt->open_error) {
+        rt->batch_seen = 1;
+        if (o->verdict == HERALD_VERDICT_OK) {
+            rt->batch_reset = 1;
+            rt->batch_failures = 0;
+        } else {
+            rt->batch_failures++;
+            snprintf(rt->last_failure, sizeof rt->last_failure, "%s", o->detail);
         }
+        if (o->verdict == HERALD_VERDICT_DISABLE)
+            disable_channel(d, rt, o->detail, now);
     }
     if (d->on_attempt)
         d->on_attempt(d->on_attempt_arg, &dj->claim, o, st, next_at);
 }
 
-static void record_finished(hr_dispatcher *d)
+/* Count each channel's outcomes of this batch in the store, once per channel,
+ * and disable a channel whose failure streak reached its limit. */
+static void count_results(hr_dispatcher *d, long long now)
 {
-    if (!d->finished)
-        return;
+    for (chan_rt *rt = d->chans; rt; rt = rt->next) {
+        if (!rt->batch_seen)
+            continue;
+        int consecutive = 0;
+        if (hr_store_channel_results(d->store, rt->name, rt->batch_reset, rt->batch_failures,
+                                     &consecutive) != HERALD_OK)
+            hr_log(HERALD_LOG_ERROR, "cannot count results of channel %s: %s", rt->name,
+                   hr_store_error(d->store));
+        else if (rt->batch_failures && rt->retry.disable_after > 0 &&
+                 consecutive >= rt->retry.disable_after) {
+            char reason[700];
+            snprintf(reason, sizeof reason, "%d consecutive failures, the last: %s", consecutive,
+                     rt->last_failure);
+            disable_channel(d, rt, reason, now);
+        }
+        rt->batch_seen = rt->batch_reset = rt->batch_failures = 0;
+    }
+}
+
+/* Record every finished attempt and claim what can start next, in one
+ * transaction; the claims start once it is committed. */
+static void record_and_claim(hr_dispatcher *d)
+{
     long long now = hr_now_ms();
+    djob *list = d->finished;
+    d->finished = NULL;
     int tx = hr_store_begin(d->store) == HERALD_OK;
     if (!tx)
         hr_log(HERALD_LOG_ERROR, "cannot start a transaction: %s", hr_store_error(d->store));
-    djob *list = d->finished;
-    d->finished = NULL;
     for (djob *dj = list; dj; dj = dj->next)
         record(d, dj, now);
-    if (tx && hr_store_commit(d->store) != HERALD_OK)
-        hr_log(HERALD_LOG_ERROR, "cannot commit attempts: %s", hr_store_error(d->store));
+    if (list)
+        count_results(d, now);
     while (list) {
         djob *next = list->next;
         djob_free(d, list);
         list = next;
     }
+    hr_claim *claims = NULL;
+    size_t n = 0;
+    claim_due(d, now, &claims, &n);
+    if (tx && hr_store_commit(d->store) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "cannot commit attempts and claims: %s",
+               hr_store_error(d->store));
+        hr_claims_free(claims, n); /* rolled back: not ours */
+        return;
+    }
+    start_claims(d, claims, n, now);
 }
 
 int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds)
 {
-    claim_and_start(d, hr_now_ms());
-    record_finished(d); /* attempts that finished without I/O */
-    hr_engine_run(d->engine, timeout_ms, fds, nfds);
-    record_finished(d);
+    record_and_claim(d);
+    /* Attempts decided without I/O (a broken channel, a blocking plugin)
+     * finished already: record them without waiting in the engine. */
+    hr_engine_run(d->engine, d->finished ? 0 : timeout_ms, fds, nfds);
     return (int)d->inflight;
 }
 
@@ -419,7 +575,8 @@ void hr_dispatcher_free(hr_dispatcher *d)
      * now rather than when the lease expires. */
     hr_engine_free(d->engine);
     d->engine = NULL;
-    record_finished(d);
+    d->draining = 1;
+    record_and_claim(d);
     if (d->live) {
         size_t n = 0;
         long long *ids = hr_calloc(d->inflight, sizeof *ids);
@@ -439,5 +596,6 @@ void hr_dispatcher_free(hr_dispatcher *d)
         free(rt);
     }
     free(d->only_event);
+    hr_strv_free(d->due_channels);
     free(d);
 }

@@ -84,6 +84,9 @@ static const char *const migrations[] = {
     "  reason TEXT,"
     "  disabled_at INTEGER,"
     "  consecutive_failures INTEGER NOT NULL DEFAULT 0);",
+    /* 1 -> 2: the dispatcher claims per channel, as many as the channel has
+     * room for, so claims never pick rows a busy channel must hand back. */
+    "CREATE INDEX deliveries_channel_due ON deliveries(channel, due_at) WHERE state IN (0, 1, 5);",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -102,6 +105,8 @@ enum {
     Q_EVENT,
     Q_CLAIM,
     Q_CLAIM_EVENT,
+    Q_CLAIM_CHANNEL,
+    Q_NEXT_CHANNEL,
     Q_FINISH,
     Q_ATTEMPT,
     Q_RELEASE_ONE,
@@ -161,6 +166,16 @@ static const char *const sql_text[Q_COUNT] = {
                       "ORDER BY due_at LIMIT ?3) "
                       "RETURNING id, event_id, channel, recipient, address, attempts, "
                       "created_ms, next_at",
+    /* One channel's due rows: deliveries_channel_due walks them in due order. */
+    [Q_CLAIM_CHANNEL] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1 "
+                        "WHERE id IN (SELECT id FROM deliveries "
+                        "WHERE channel = ?6 AND state IN (0, 1, 5) AND due_at <= ?1 "
+                        "ORDER BY due_at LIMIT ?3) "
+                        "RETURNING id, event_id, channel, recipient, address, attempts, "
+                        "created_ms, next_at",
+    /* Channels with claimable rows, one index seek each. */
+    [Q_NEXT_CHANNEL] = "SELECT channel FROM deliveries WHERE state IN (0, 1, 5) AND channel > ?1 "
+                       "ORDER BY channel LIMIT 1",
     [Q_FINISH] = "UPDATE deliveries SET state = ?2, next_at = ?3, lease_until = NULL, "
                  "attempts = attempts + 1, last_status = ?4, last_code = ?5, last_detail = ?6, "
                  "updated_ms = ?7 WHERE id = ?1",
@@ -179,9 +194,11 @@ static const char *const sql_text[Q_COUNT] = {
      * runs once per delivery on the hot path. No row means no failures. */
     [Q_CHANNEL_OK] = "UPDATE channel_state SET consecutive_failures = 0 "
                      "WHERE channel = ?1 AND consecutive_failures <> 0",
-    [Q_CHANNEL_FAILED] = "INSERT INTO channel_state (channel, consecutive_failures) VALUES (?1, 1) "
+    /* ?2: 1 when the streak restarts (a success came first), ?3: failures. */
+    [Q_CHANNEL_FAILED] = "INSERT INTO channel_state (channel, consecutive_failures) VALUES (?1, ?3) "
                          "ON CONFLICT (channel) DO UPDATE "
-                         "SET consecutive_failures = consecutive_failures + 1 "
+                         "SET consecutive_failures = ?3 + "
+                         "CASE WHEN ?2 THEN 0 ELSE consecutive_failures END "
                          "RETURNING consecutive_failures",
     [Q_CHANNEL_DISABLE] = "INSERT INTO channel_state (channel, disabled, reason, disabled_at) "
                           "VALUES (?1, 1, ?2, ?3) ON CONFLICT (channel) DO UPDATE "
@@ -797,9 +814,9 @@ static char *skip_json(const char *const *skip)
     return text;
 }
 
-herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, size_t max,
-                             const char *const *skip, const char *event_id, hr_claim **out,
-                             size_t *n)
+static herald_status claim(hr_store *s, long long now, long long lease_ms, size_t max,
+                           const char *const *skip, const char *event_id, const char *channel,
+                           hr_claim **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -808,16 +825,21 @@ herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, siz
     herald_status st = write_begin(s, "start claiming deliveries");
     if (st != HERALD_OK)
         return st;
-    sqlite3_stmt *q = prep(s, event_id ? Q_CLAIM_EVENT : Q_CLAIM, "claim deliveries");
+    sqlite3_stmt *q = prep(s, channel ? Q_CLAIM_CHANNEL : event_id ? Q_CLAIM_EVENT : Q_CLAIM,
+                           "claim deliveries");
     if (!q)
         return write_end(s, HERALD_E_IO, "claim deliveries");
-    char *skips = skip_json(skip);
+    char *skips = channel ? NULL : skip_json(skip);
     bind_int(s, q, 1, now);
     bind_int(s, q, 2, lease_ms);
     bind_int(s, q, 3, max > (size_t)INT64_MAX ? INT64_MAX : (long long)max);
-    bind_text(s, q, 4, skips);
-    if (event_id)
-        bind_text(s, q, 5, event_id);
+    if (channel) {
+        bind_text(s, q, 6, channel);
+    } else {
+        bind_text(s, q, 4, skips);
+        if (event_id)
+            bind_text(s, q, 5, event_id);
+    }
     claim_sort *tmp = NULL;
     size_t len = 0, cap = 0;
     int rc;
@@ -865,6 +887,54 @@ herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, siz
     *out = c;
     *n = len;
     return HERALD_OK;
+}
+
+herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, size_t max,
+                             const char *const *skip, const char *event_id, hr_claim **out,
+                             size_t *n)
+{
+    return claim(s, now, lease_ms, max, skip, event_id, NULL, out, n);
+}
+
+herald_status hr_store_claim_channel(hr_store *s, const char *channel, long long now,
+                                     long long lease_ms, size_t max, hr_claim **out, size_t *n)
+{
+    return claim(s, now, lease_ms, max, NULL, NULL, channel, out, n);
+}
+
+herald_status hr_store_channels_due(hr_store *s, char ***out)
+{
+    size_t n = 0;
+    *out = hr_calloc(1, sizeof **out);
+    sqlite3_stmt *q = prep(s, Q_NEXT_CHANNEL, "list the channels with queued deliveries");
+    if (!q)
+        return HERALD_E_IO;
+    char *last = hr_strdup("");
+    herald_status st = HERALD_OK;
+    for (;;) {
+        bind_text(s, q, 1, last);
+        int rc = step(s, q);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            st = db_fail(s, "list the channels with queued deliveries");
+            break;
+        }
+        char *name = col_dup(q, 0);
+        done(q);
+        free(last);
+        last = hr_strdup(name);
+        *out = hr_realloc(*out, (n + 2) * sizeof **out);
+        (*out)[n++] = name;
+        (*out)[n] = NULL;
+    }
+    done(q);
+    free(last);
+    if (st != HERALD_OK) {
+        hr_strv_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 void hr_claims_free(hr_claim *c, size_t n)
@@ -1016,16 +1086,22 @@ herald_status hr_store_requeue(hr_store *s, long long id, int all_dead, long lon
 
 /* ---- channel state ---- */
 
-herald_status hr_store_channel_result(hr_store *s, const char *channel, int ok, int *consecutive)
+herald_status hr_store_channel_results(hr_store *s, const char *channel, int reset, int failures,
+                                       int *consecutive)
 {
     int count = 0;
     herald_status st = write_begin(s, "start recording the channel's result");
     if (st != HERALD_OK)
         return st;
-    sqlite3_stmt *q = prep(s, ok ? Q_CHANNEL_OK : Q_CHANNEL_FAILED, "record the channel's result");
+    sqlite3_stmt *q = prep(s, failures ? Q_CHANNEL_FAILED : Q_CHANNEL_OK,
+                           "record the channel's result");
     if (!q)
         return write_end(s, HERALD_E_IO, "record the channel's result");
     bind_text(s, q, 1, channel);
+    if (failures) {
+        bind_int(s, q, 2, reset);
+        bind_int(s, q, 3, failures);
+    }
     int rc;
     while ((rc = step(s, q)) == SQLITE_ROW)
         count = sqlite3_column_int(q, 0);
@@ -1034,8 +1110,13 @@ herald_status hr_store_channel_result(hr_store *s, const char *channel, int ok, 
     done(q);
     st = write_end(s, st, "commit the channel's result");
     if (st == HERALD_OK && consecutive)
-        *consecutive = ok ? 0 : count;
+        *consecutive = failures ? count : 0;
     return st;
+}
+
+herald_status hr_store_channel_result(hr_store *s, const char *channel, int ok, int *consecutive)
+{
+    return hr_store_channel_results(s, channel, ok, ok ? 0 : 1, consecutive);
 }
 
 herald_status hr_store_channel_disable(hr_store *s, const char *channel, const char *reason,

@@ -84,6 +84,14 @@ herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, siz
                              size_t *n);
 void hr_claims_free(hr_claim *c, size_t n);
 
+/* The same for one channel's deliveries only (index deliveries_channel_due). */
+herald_status hr_store_claim_channel(hr_store *s, const char *channel, long long now,
+                                     long long lease_ms, size_t max, hr_claim **out, size_t *n);
+
+/* Every channel name with pending, in-flight or deferred deliveries, sorted;
+ * a NULL-terminated vector to free with hr_strv_free(). */
+herald_status hr_store_channels_due(hr_store *s, char ***out);
+
 typedef struct hr_attempt {
     long long delivery_id;
     long long started_ms;
@@ -111,6 +119,10 @@ herald_status hr_store_requeue(hr_store *s, long long id, int all_dead, long lon
 
 /* Count a channel's outcome; returns the consecutive failures after it. */
 herald_status hr_store_channel_result(hr_store *s, const char *channel, int ok, int *consecutive);
+/* Count a batch of outcomes at once: `reset` when any succeeded, then the
+ * failures that came after the last success (or all of them). */
+herald_status hr_store_channel_results(hr_store *s, const char *channel, int reset, int failures,
+                                       int *consecutive);
 herald_status hr_store_channel_disable(hr_store *s, const char *channel, const char *reason,
                                        long long now);
 herald_status hr_store_channel_enable(hr_store *s, const char *channel);

@@ -215,7 +215,7 @@ static void test_open(void)
     char *wal = hr_asprintf("%s-wal", path);
     ok(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600, "WAL file is 0600 too");
     free(wal);
-    is_int(q_int(path, "PRAGMA user_version"), 1, "schema version 1");
+    is_int(q_int(path, "PRAGMA user_version"), 2, "schema version 2");
     char *mode = q_text(path, "PRAGMA journal_mode");
     is_str(mode, "wal", "WAL journal mode");
     free(mode);
@@ -225,7 +225,8 @@ static void test_open(void)
     free(tables);
     char *idx = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql "
                              "IS NOT NULL ORDER BY name");
-    is_str(idx, "attempts_delivery\ndeliveries_due\ndeliveries_event\nevents_idempotency",
+    is_str(idx, "attempts_delivery\ndeliveries_channel_due\ndeliveries_due\ndeliveries_event\n"
+           "events_idempotency",
            "indexes created");
     free(idx);
     long long id = submit_one(s, "a.b", "c", T0, T0, HR_D_PENDING, NULL);
@@ -261,7 +262,7 @@ static void test_open(void)
     if (st == HERALD_OK)
         hr_store_close(s);
     like(err, path, "refusal names the file");
-    like(err, "version 7 is newer than this herald supports (1)", "refusal names both versions");
+    like(err, "version 7 is newer than this herald supports (2)", "refusal names both versions");
     like(err, "upgrade herald", "refusal names the remedy");
     ok(!strchr(err, '\n'), "refusal is one line");
     is_int(q_int(path, "PRAGMA user_version"), 7, "refused database left alone");
@@ -550,6 +551,82 @@ static void test_claims(hr_store *s)
     is_int(hr_store_release(s, NULL, 0), HERALD_OK, "release nothing");
 }
 
+static char *channel_claim_text(hr_store *s, const char *channel, long long now, size_t max)
+{
+    hr_claim *c = NULL;
+    size_t n = 0;
+    if (hr_store_claim_channel(s, channel, now, LEASE, max, &c, &n) != HERALD_OK) {
+        printf("# claim failed: %s\n", hr_store_error(s));
+        return hr_strdup("error");
+    }
+    char *t = claim_ids(c, n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i].channel, channel) != 0)
+            printf("# claimed a row of channel %s\n", c[i].channel);
+    hr_claims_free(c, n);
+    return t;
+}
+
+static char *channels_due_text(hr_store *s)
+{
+    char **v = NULL;
+    if (hr_store_channels_due(s, &v) != HERALD_OK)
+        return hr_strdup("error");
+    hr_buf b = {0};
+    hr_buf_add(&b, "", 0);
+    for (size_t i = 0; v[i]; i++)
+        hr_buf_addf(&b, "%s%s", i ? "," : "", v[i]);
+    hr_strv_free(v);
+    return b.data;
+}
+
+static void test_channel_claims(hr_store *s)
+{
+    long long now = T0 + 100000;
+    char *t = channels_due_text(s);
+    is_str(t, "", "no channels queued in an empty store");
+    free(t);
+    long long a1 = submit_one(s, "c", "a", T0, now - 1000, HR_D_PENDING, NULL);
+    long long a2 = submit_one(s, "c", "a", T0, now - 3000, HR_D_PENDING, NULL);
+    long long a3 = submit_one(s, "c", "a", T0, now - 2000, HR_D_PENDING, NULL);
+    long long afut = submit_one(s, "c", "a", T0, now + 1, HR_D_PENDING, NULL);
+    long long b1 = submit_one(s, "c", "b", T0, now - 9000, HR_D_PENDING, NULL);
+    long long z1 = submit_one(s, "c", "z", T0, now, HR_D_DEFERRED, NULL);
+    long long sent = submit_one(s, "c", "done", T0, now, HR_D_PENDING, NULL);
+    ok(a1 && a2 && a3 && afut && b1 && z1 && sent, "deliveries for channel claims");
+    is_int(finish(s, sent, HR_D_SENT, 0, 5, HERALD_VERDICT_OK), HERALD_OK, "one of them sent");
+    t = channels_due_text(s);
+    is_str(t, "a,b,z", "queued channels listed once each, sorted, finished ones left out");
+    free(t);
+
+    t = channel_claim_text(s, "a", now, 2);
+    long long want[] = {a2, a3};
+    char *w = ids_text(want, 2);
+    is_str(t, w, "channel claim: only that channel, oldest first, max respected");
+    free(t);
+    free(w);
+    is_int(state_of(s, b1, NULL, NULL), HR_D_PENDING, "other channel's older row untouched");
+    t = channel_claim_text(s, "a", now, 10);
+    w = hr_asprintf("%lld", a1);
+    is_str(t, w, "the rest of the channel's due rows; future row not");
+    free(t);
+    free(w);
+    t = channel_claim_text(s, "z", now, 10);
+    w = hr_asprintf("%lld", z1);
+    is_str(t, w, "a due deferred row is claimed");
+    free(t);
+    free(w);
+    t = channel_claim_text(s, "nobody", now, 10);
+    is_str(t, "", "unknown channel: nothing");
+    free(t);
+    t = channel_claim_text(s, "a", now + LEASE, 10);
+    long long again[] = {a2, a3, a1, afut};
+    w = ids_text(again, 4);
+    is_str(t, w, "expired leases of the channel reclaimed in due order");
+    free(t);
+    free(w);
+}
+
 static void test_finish(hr_store *s, const char *path)
 {
     long long now = T0 + 200000;
@@ -687,6 +764,15 @@ static void test_channels(hr_store *s)
     is_int(n, 1, "counting starts again");
     hr_store_channel_result(s, "fresh", 1, &n);
     is_int(n, 0, "success on an unknown channel");
+    /* A batch counted at once: failures add to the streak unless one succeeded. */
+    is_int(hr_store_channel_results(s, "batch", 0, 3, &n), HERALD_OK, "batch of failures");
+    is_int(n, 3, "three failures in one batch");
+    hr_store_channel_results(s, "batch", 0, 2, &n);
+    is_int(n, 5, "a second batch adds to the streak");
+    hr_store_channel_results(s, "batch", 1, 2, &n);
+    is_int(n, 2, "a success in the batch restarts the streak at the failures after it");
+    hr_store_channel_results(s, "batch", 1, 0, &n);
+    is_int(n, 0, "a batch ending in success resets the streak");
 
     char *reason = (char *)1;
     ok(!hr_store_channel_disabled(s, "ch", &reason), "enabled at first");
@@ -1131,6 +1217,14 @@ static void test_plan(const char *path)
          "USING INDEX deliveries_due (due_at<?)"},
         {"EXPLAIN QUERY PLAN UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, "
          "updated_ms = ?1 WHERE id IN (SELECT id FROM deliveries "
+         "WHERE channel = ?6 AND state IN (0, 1, 5) AND due_at <= ?1 "
+         "ORDER BY due_at LIMIT ?3) RETURNING id",
+         "USING INDEX deliveries_channel_due (channel=? AND due_at<?)"},
+        {"EXPLAIN QUERY PLAN SELECT channel FROM deliveries WHERE state IN (0, 1, 5) "
+         "AND channel > ?1 ORDER BY channel LIMIT 1",
+         "USING INDEX deliveries_channel_due (channel>?)"},
+        {"EXPLAIN QUERY PLAN UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, "
+         "updated_ms = ?1 WHERE id IN (SELECT id FROM deliveries "
          "WHERE event_id = ?5 AND state IN (0, 1, 5) AND due_at <= ?1 "
          "AND channel NOT IN (SELECT value FROM json_each(?4)) ORDER BY due_at LIMIT ?3) "
          "RETURNING id",
@@ -1155,9 +1249,13 @@ static void test_plan(const char *path)
                 printf("#   %.*s\n", (int)(nl - line), line);
             }
         }
-        like(b.data, plans[i][1], i ? "event claim uses the event index" : "claim uses the due index");
+        static const char *const what[] = {"claim uses the due index",
+                                           "channel claim uses the channel index",
+                                           "listing queued channels seeks the channel index",
+                                           "event claim uses the event index"};
+        like(b.data, plans[i][1], what[i]);
         ok(!strstr(b.data, "SCAN deliveries"), "claim does not scan deliveries");
-        if (i == 0)
+        if (i < 3)
             ok(!strstr(b.data, "TEMP B-TREE"), "claim does not sort");
         hr_buf_free(&b);
     }
@@ -1250,6 +1348,12 @@ int main(void)
     path = db_path("claims.db");
     if (hr_store_open(path, &s, err, sizeof err) == HERALD_OK) {
         test_claims(s);
+        hr_store_close(s);
+    }
+    free(path);
+    path = db_path("chanclaims.db");
+    if (hr_store_open(path, &s, err, sizeof err) == HERALD_OK) {
+        test_channel_claims(s);
         hr_store_close(s);
     }
     free(path);
