@@ -2,9 +2,13 @@
  * retry policy and records every attempt, group-committing the results. */
 #include "config.h"
 
+#include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "dispatch.h"
 
@@ -19,6 +23,8 @@
 /* How often the queue is asked which channels have deliveries waiting, to
  * find those that are no longer configured. */
 #define DISCOVER_MS 1000
+/* Threads that run blocking plugins' attempts, started on first use. */
+#define BLOCKING_WORKERS 4
 
 typedef struct chan_rt {
     char *name;        /* channel name, or the URL for ad-hoc channels */
@@ -53,10 +59,28 @@ struct hr_dispatcher {
     hr_config *cfg;
     hr_loader *loader;
     hr_store *store;
-    hr_engine *engine;
+    hr_engine *engine; /* used by the engine thread only, once it runs */
     chan_rt *chans;
     djob *live;
-    djob *finished;
+    /*
+     * Threads: this one claims, records and owns every counter; the engine
+     * thread runs the transfers, so the store's work and the network's
+     * overlap; blocking plugins run on workers. Jobs cross in these queues
+     * (under mu); a finished job wakes this thread through wake_fd.
+     */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;
+    djob *io_head, *io_tail;     /* to start on the engine */
+    djob *work_head, *work_tail; /* blocking jobs for the workers */
+    djob *finished;              /* done, to be recorded */
+    int stop;
+    int wake_fd;
+    pthread_t io_thread;
+    int io_running;
+    pthread_t workers[BLOCKING_WORKERS];
+    size_t nworkers;
+    struct pollfd *pfds;
+    unsigned npfds;
     size_t inflight, max_inflight;
     long long lease_ms;
     uint64_t rng;
@@ -76,6 +100,10 @@ hr_dispatcher *hr_dispatcher_new(hr_config *cfg, hr_loader *loader, hr_store *st
     d->loader = loader;
     d->store = store;
     d->engine = hr_engine_new();
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->work_cv, NULL);
+    if ((d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+        abort(); /* only without memory or file descriptors */
     d->max_inflight = DEFAULT_MAX_INFLIGHT;
     d->lease_ms = DEFAULT_LEASE_MS;
     d->rng = (uint64_t)hr_now_ms() ^ (uint64_t)(uintptr_t)d;
@@ -203,12 +231,136 @@ static int rate_allows(chan_rt *rt, long long now)
     return 1;
 }
 
+/* Runs on whichever thread finished the job. */
 static void job_done(hr_job *j)
 {
     djob *dj = (djob *)j;
     hr_dispatcher *d = dj->d;
+    pthread_mutex_lock(&d->mu);
+    int was_empty = d->finished == NULL;
     dj->next = d->finished;
     d->finished = dj;
+    pthread_mutex_unlock(&d->mu);
+    /* The dispatcher drains wake_fd before it takes the list, so one wake
+     * per non-empty list is enough. */
+    if (was_empty) {
+        uint64_t one = 1;
+        while (write(d->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+static djob *take_finished(hr_dispatcher *d)
+{
+    uint64_t n;
+    while (read(d->wake_fd, &n, sizeof n) > 0 || errno == EINTR)
+        ;
+    pthread_mutex_lock(&d->mu);
+    djob *list = d->finished;
+    d->finished = NULL;
+    pthread_mutex_unlock(&d->mu);
+    return list;
+}
+
+static void *engine_thread(void *arg)
+{
+    hr_dispatcher *d = arg;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        int stop = d->stop;
+        djob *list = d->io_head;
+        d->io_head = d->io_tail = NULL;
+        pthread_mutex_unlock(&d->mu);
+        if (stop)
+            return NULL;
+        while (list) {
+            djob *next = list->next;
+            hr_job_start(&list->job, d->engine, job_done);
+            list = next;
+        }
+        /* hr_dispatcher_free and new jobs wake it early. */
+        hr_engine_run(d->engine, 1000, NULL, 0);
+    }
+}
+
+static void *worker_thread(void *arg)
+{
+    hr_dispatcher *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->stop && !d->work_head)
+            pthread_cond_wait(&d->work_cv, &d->mu);
+        if (d->stop)
+            break;
+        djob *dj = d->work_head;
+        if (!(d->work_head = dj->next))
+            d->work_tail = NULL;
+        pthread_mutex_unlock(&d->mu);
+        hr_job_start(&dj->job, NULL, job_done); /* the plugin does its own I/O */
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* Hand started jobs to the threads that run them. */
+static void run_jobs(hr_dispatcher *d, djob *io, djob *io_tail, djob *work, djob *work_tail)
+{
+    if (io && !d->io_running) {
+        if (pthread_create(&d->io_thread, NULL, engine_thread, d) != 0)
+            abort();
+        d->io_running = 1;
+    }
+    size_t nwork = 0;
+    for (djob *w = work; w; w = w->next)
+        nwork++;
+    while (nwork && d->nworkers < BLOCKING_WORKERS && d->nworkers < nwork + 1) {
+        if (pthread_create(&d->workers[d->nworkers], NULL, worker_thread, d) != 0)
+            break; /* the running ones take the work */
+        d->nworkers++;
+    }
+    if (work && !d->nworkers) { /* no thread at all: run them here */
+        for (djob *w = work, *next; w; w = next) {
+            next = w->next;
+            hr_job_start(&w->job, NULL, job_done);
+        }
+        work = NULL;
+    }
+    pthread_mutex_lock(&d->mu);
+    if (io) {
+        if (d->io_tail)
+            d->io_tail->next = io;
+        else
+            d->io_head = io;
+        d->io_tail = io_tail;
+    }
+    if (work) {
+        if (d->work_tail)
+            d->work_tail->next = work;
+        else
+            d->work_head = work;
+        d->work_tail = work_tail;
+        pthread_cond_broadcast(&d->work_cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (io)
+        hr_engine_wakeup(d->engine);
+}
+
+static void stop_threads(hr_dispatcher *d)
+{
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    pthread_cond_broadcast(&d->work_cv);
+    pthread_mutex_unlock(&d->mu);
+    if (d->io_running) {
+        hr_engine_wakeup(d->engine);
+        pthread_join(d->io_thread, NULL);
+        d->io_running = 0;
+    }
+    for (size_t i = 0; i < d->nworkers; i++)
+        pthread_join(d->workers[i], NULL);
+    d->nworkers = 0;
 }
 
 static void claim_clear(hr_claim *c)
@@ -242,8 +394,10 @@ static void djob_free(hr_dispatcher *d, djob *dj)
 }
 
 /* Put back what cannot start now (channel busy or rate limited): it stays due. */
-static void start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long **release,
-                        size_t *nrelease)
+/* Turn a claim into a job; returns it when it must run, NULL when it is
+ * finished already or handed back. */
+static djob *start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long **release,
+                         size_t *nrelease)
 {
     chan_rt *rt = chan_get(d, c);
     if (!rt->open_error &&
@@ -251,7 +405,7 @@ static void start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long 
         *release = hr_realloc(*release, (*nrelease + 1) * sizeof **release);
         (*release)[(*nrelease)++] = c->id;
         claim_clear(c);
-        return;
+        return NULL;
     }
     djob *dj = hr_calloc(1, sizeof *dj);
     dj->claim = *c;
@@ -273,14 +427,14 @@ static void start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long 
         snprintf(o->detail, sizeof o->detail, "%s",
                  rt->open_error ? rt->open_error : "event missing from the store");
         job_done(&dj->job);
-        return;
+        return NULL;
     }
     dj->msg.ev = dj->ev;
     dj->msg.address = strcmp(dj->claim.channel, ADHOC_CHANNEL) == 0 ? NULL : dj->claim.address;
     dj->job.ch = rt->ch;
     dj->job.m = &dj->msg;
     dj->job.purpose = HERALD_PURPOSE_SEND;
-    hr_job_start(&dj->job, d->engine, job_done);
+    return dj;
 }
 
 /* How many of a channel's deliveries could start now. */
@@ -391,8 +545,22 @@ static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long
 {
     long long *release = NULL;
     size_t nrelease = 0;
-    for (size_t i = 0; i < n; i++)
-        start_claim(d, &claims[i], now, &release, &nrelease);
+    djob *io = NULL, *io_tail = NULL, *work = NULL, *work_tail = NULL;
+    for (size_t i = 0; i < n; i++) {
+        djob *dj = start_claim(d, &claims[i], now, &release, &nrelease);
+        if (!dj)
+            continue;
+        int blocking = (dj->rt->ch->plugin->info->flags & HERALD_PLUGIN_F_BLOCKING) != 0;
+        djob **head = blocking ? &work : &io, **tail = blocking ? &work_tail : &io_tail;
+        dj->next = NULL;
+        if (*tail)
+            (*tail)->next = dj;
+        else
+            *head = dj;
+        *tail = dj;
+    }
+    if (io || work)
+        run_jobs(d, io, io_tail, work, work_tail);
     hr_claims_free(claims, 0); /* every claim was moved into a job or cleared */
     if (nrelease && hr_store_release(d->store, release, nrelease) != HERALD_OK)
         hr_log(HERALD_LOG_ERROR, "cannot release deliveries: %s", hr_store_error(d->store));
@@ -532,8 +700,7 @@ static void count_results(hr_dispatcher *d, long long now)
 static void record_and_claim(hr_dispatcher *d)
 {
     long long now = hr_now_ms();
-    djob *list = d->finished;
-    d->finished = NULL;
+    djob *list = take_finished(d);
     int tx = hr_store_begin(d->store) == HERALD_OK;
     if (!tx)
         hr_log(HERALD_LOG_ERROR, "cannot start a transaction: %s", hr_store_error(d->store));
@@ -561,9 +728,21 @@ static void record_and_claim(hr_dispatcher *d)
 int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds)
 {
     record_and_claim(d);
-    /* Attempts decided without I/O (a broken channel, a blocking plugin)
-     * finished already: record them without waiting in the engine. */
-    hr_engine_run(d->engine, d->finished ? 0 : timeout_ms, fds, nfds);
+    /* Wait for the caller's fds or a finished attempt. */
+    if (nfds + 1 > d->npfds) {
+        d->pfds = hr_realloc(d->pfds, (nfds + 1) * sizeof *d->pfds);
+        d->npfds = nfds + 1;
+    }
+    if (nfds)
+        memcpy(d->pfds, fds, nfds * sizeof *fds);
+    d->pfds[nfds].fd = d->wake_fd;
+    d->pfds[nfds].events = POLLIN;
+    for (unsigned i = 0; i <= nfds; i++)
+        d->pfds[i].revents = 0;
+    if (poll(d->pfds, nfds + 1, timeout_ms) < 0 && errno != EINTR)
+        hr_log(HERALD_LOG_ERROR, "poll: %s", strerror(errno));
+    for (unsigned i = 0; i < nfds; i++)
+        fds[i].revents = d->pfds[i].revents;
     return (int)d->inflight;
 }
 
@@ -573,6 +752,7 @@ void hr_dispatcher_free(hr_dispatcher *d)
         return;
     /* Transfers still running are abandoned; their claims go back to pending
      * now rather than when the lease expires. */
+    stop_threads(d);
     hr_engine_free(d->engine);
     d->engine = NULL;
     d->draining = 1;
@@ -597,5 +777,9 @@ void hr_dispatcher_free(hr_dispatcher *d)
     }
     free(d->only_event);
     hr_strv_free(d->due_channels);
+    free(d->pfds);
+    close(d->wake_fd);
+    pthread_cond_destroy(&d->work_cv);
+    pthread_mutex_destroy(&d->mu);
     free(d);
 }

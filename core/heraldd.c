@@ -31,6 +31,10 @@ static volatile sig_atomic_t got_term, got_hup;
 typedef struct client {
     int fd;
     hr_buf in;
+    /* Replies not yet sent. Those of the current round start at round_start:
+     * they are only sent once the round's transaction is committed. */
+    hr_buf out;
+    size_t round_start, round_n;
     /* An outstanding "wait" request. */
     char wait_id[37];
     long long wait_deadline;
@@ -126,28 +130,32 @@ static void reply(client *c, json_t *o)
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!s)
-        return;
-    size_t len = strlen(s);
-    /* Replies are small; the socket buffer takes them whole or the client is gone. */
-    hr_buf out = {0};
-    hr_buf_add(&out, s, len);
-    hr_buf_add(&out, "\n", 1);
+        s = hr_strdup("{\"ok\":false,\"code\":2,\"error\":\"out of memory\"}");
+    hr_buf_adds(&c->out, s);
+    hr_buf_add(&c->out, "\n", 1);
     free(s);
+}
+
+/* Send what the socket takes now; the rest waits for POLLOUT. 0 when the
+ * client is gone. */
+static int client_flush(client *c)
+{
     size_t off = 0;
-    while (off < out.len) {
-        ssize_t n = send(c->fd, out.data + off, out.len - off, MSG_NOSIGNAL);
+    while (off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN) {
-            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-            if (poll(&p, 1, 1000) > 0)
-                continue;
-        }
-        if (n <= 0)
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
+        if (n <= 0)
+            return 0;
         off += (size_t)n;
     }
-    hr_buf_free(&out);
+    if (off) {
+        memmove(c->out.data, c->out.data + off, c->out.len - off);
+        c->out.len -= off;
+    }
+    return 1;
 }
 
 static json_t *error_reply(int code, const char *msg)
@@ -219,6 +227,7 @@ static void handle_submit(daemon_t *dm, client *c, json_t *req)
 
 static void handle_line(daemon_t *dm, client *c, const char *line)
 {
+    c->round_n++;
     json_error_t jerr;
     json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(req)) {
@@ -251,6 +260,7 @@ static void handle_line(daemon_t *dm, client *c, const char *line)
 
 static void client_close(daemon_t *dm, client *c)
 {
+    hr_buf_free(&c->out);
     client **pp = &dm->clients;
     while (*pp && *pp != c)
         pp = &(*pp)->next;
@@ -277,6 +287,7 @@ static int client_read(daemon_t *dm, client *c)
         hr_buf_add(&c->in, chunk, (size_t)n);
         if (c->in.len > MAX_LINE && !memchr(c->in.data, '\n', c->in.len)) {
             reply(c, error_reply(2, "request line over 4 MiB"));
+            client_flush(c);
             return 0;
         }
     }
@@ -414,7 +425,7 @@ static int run(daemon_t *dm)
         }
         for (client *c = dm->clients; c && n <= MAX_CLIENTS; c = c->next) {
             fds[n].fd = c->fd;
-            fds[n].events = POLLIN;
+            fds[n].events = (short)(POLLIN | (c->out.len ? POLLOUT : 0));
             owners[n++] = c;
         }
         int waiting = 0;
@@ -431,8 +442,13 @@ static int run(daemon_t *dm)
                 dm->old = NULL;
             }
         }
-        /* Every request that arrived in this round shares one transaction. */
+        /* Every request that arrived in this round shares one transaction,
+         * and no submitter hears "ok" before it is committed. */
         int tx = 0;
+        for (client *c = dm->clients; c; c = c->next) {
+            c->round_start = c->out.len;
+            c->round_n = 0;
+        }
         for (unsigned i = 0; i < n; i++) {
             if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
@@ -442,12 +458,28 @@ static int run(daemon_t *dm)
             }
             if (!tx)
                 tx = hr_store_begin(dm->store) == HERALD_OK;
-            if (!client_read(dm, owners[i]))
+            if (!client_read(dm, owners[i])) {
                 client_close(dm, owners[i]);
+                owners[i] = NULL;
+            }
         }
-        if (tx && hr_store_commit(dm->store) != HERALD_OK)
-            hr_log(HERALD_LOG_ERROR, "cannot commit submissions: %s", hr_store_error(dm->store));
+        if (tx && hr_store_commit(dm->store) != HERALD_OK) {
+            char msg[700];
+            snprintf(msg, sizeof msg, "cannot commit submissions: %s; nothing was stored, "
+                     "submit again", hr_store_error(dm->store));
+            hr_log(HERALD_LOG_ERROR, "%s", msg);
+            for (client *c = dm->clients; c; c = c->next) {
+                c->out.len = c->round_start; /* every reply of the round becomes the error */
+                for (size_t k = 0; k < c->round_n; k++)
+                    reply(c, error_reply(1, msg));
+            }
+        }
         check_waits(dm, hr_now_ms());
+        for (client *c = dm->clients, *next; c; c = next) {
+            next = c->next;
+            if (c->out.len && !client_flush(c))
+                client_close(dm, c);
+        }
     }
     free(fds);
     free(owners);

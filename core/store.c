@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -555,8 +556,18 @@ static void store_free(hr_store *s)
     free(s);
 }
 
+/* SQLite counts every allocation under a global mutex unless told not to,
+ * which must happen before it initialises. Another user of SQLite in the same
+ * process may have initialised it first; then the setting stays as it was. */
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 herald_status hr_store_open(const char *path, hr_store **out, char *err, size_t errlen)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
     *out = NULL;
     if (!path || !*path) {
         snprintf(err, errlen, "no database file given");
