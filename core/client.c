@@ -336,7 +336,7 @@ herald_status herald_submit(herald *h, const herald_event *ev, char id[HERALD_ID
     herald_event *copy = event_copy(ev);
     char err[1024];
     int duplicate = 0;
-    st = hr_submit(h->cfg, h->loader, h->store, copy, ev->to, ev->nto, &duplicate, err,
+    st = hr_submit(h->cfg, h->loader, h->store, NULL, copy, ev->to, ev->nto, &duplicate, err,
                    sizeof err);
     if (st != HERALD_OK) {
         fail(st, "%s", err);

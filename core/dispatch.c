@@ -43,10 +43,17 @@ typedef struct chan_rt {
     struct chan_rt *next;
 } chan_rt;
 
+/* An event shared by the offered deliveries of one submission. */
+typedef struct shared_ev {
+    herald_event ev;
+    int refs;
+} shared_ev;
+
 typedef struct djob {
     hr_job job; /* first: the job callback gets this pointer */
     hr_claim claim;
     herald_event *ev;
+    shared_ev *shared; /* when ev belongs to it */
     herald_message msg;
     chan_rt *rt;
     long long started_ms;
@@ -81,6 +88,7 @@ struct hr_dispatcher {
     size_t nworkers;
     struct pollfd *pfds;
     unsigned npfds;
+    djob *offered; /* fast path: waiting for the submission's commit */
     size_t inflight, max_inflight;
     long long lease_ms;
     uint64_t rng;
@@ -381,13 +389,33 @@ static void live_remove(hr_dispatcher *d, djob *dj)
         dj->live_next->live_prev = dj->live_prev;
 }
 
+static void live_add(hr_dispatcher *d, djob *dj)
+{
+    dj->live_next = d->live;
+    if (d->live)
+        d->live->live_prev = dj;
+    d->live = dj;
+}
+
+static int is_blocking(const chan_rt *rt)
+{
+    return (rt->ch->plugin->info->flags & HERALD_PLUGIN_F_BLOCKING) != 0;
+}
+
 static void djob_free(hr_dispatcher *d, djob *dj)
 {
     live_remove(d, dj);
     dj->rt->inflight--;
     d->inflight--;
     claim_clear(&dj->claim);
-    hr_event_free(dj->ev);
+    if (dj->shared) {
+        if (--dj->shared->refs == 0) {
+            hr_event_clear(&dj->shared->ev);
+            free(dj->shared);
+        }
+    } else {
+        hr_event_free(dj->ev);
+    }
     hr_exchange_clear(&dj->job.ex); /* a job abandoned mid-transfer still owns these */
     hr_response_clear(&dj->job.resp);
     free(dj);
@@ -413,10 +441,7 @@ static djob *start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long
     dj->d = d;
     dj->rt = rt;
     dj->started_ms = now;
-    dj->live_next = d->live;
-    if (d->live)
-        d->live->live_prev = dj;
-    d->live = dj;
+    live_add(d, dj);
     d->inflight++;
     rt->inflight++;
     if (rt->open_error || !(dj->ev = hr_store_event(d->store, dj->claim.event_id))) {
@@ -550,8 +575,8 @@ static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long
         djob *dj = start_claim(d, &claims[i], now, &release, &nrelease);
         if (!dj)
             continue;
-        int blocking = (dj->rt->ch->plugin->info->flags & HERALD_PLUGIN_F_BLOCKING) != 0;
-        djob **head = blocking ? &work : &io, **tail = blocking ? &work_tail : &io_tail;
+        djob **head = is_blocking(dj->rt) ? &work : &io;
+        djob **tail = is_blocking(dj->rt) ? &work_tail : &io_tail;
         dj->next = NULL;
         if (*tail)
             (*tail)->next = dj;
@@ -565,6 +590,96 @@ static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long
     if (nrelease && hr_store_release(d->store, release, nrelease) != HERALD_OK)
         hr_log(HERALD_LOG_ERROR, "cannot release deliveries: %s", hr_store_error(d->store));
     free(release);
+}
+
+int hr_dispatcher_reserve(hr_dispatcher *d, const char *channel, long long now,
+                          long long *lease_until)
+{
+    if (d->draining || d->only_event || d->inflight >= d->max_inflight ||
+        strcmp(channel, ADHOC_CHANNEL) == 0 || !hr_config_channel(d->cfg, channel))
+        return 0;
+    chan_rt *rt = chan_named(d, channel);
+    if (rt->open_error || rt->disabled || rt->inflight >= rt->max_concurrent ||
+        !rate_allows(rt, now))
+        return 0;
+    rt->inflight++;
+    d->inflight++;
+    *lease_until = now + d->lease_ms;
+    return 1;
+}
+
+void hr_dispatcher_unreserve(hr_dispatcher *d, const char *channel)
+{
+    chan_rt *rt = chan_find(d, channel);
+    if (rt) {
+        rt->inflight--;
+        d->inflight--;
+    }
+}
+
+void hr_dispatcher_offer(hr_dispatcher *d, herald_event *ev, const hr_delivery_new *dn, size_t n)
+{
+    shared_ev *sh = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (dn[i].state != HR_D_INFLIGHT)
+            continue;
+        if (!sh) {
+            sh = hr_calloc(1, sizeof *sh);
+            sh->ev = *ev;
+            /* The caller keeps the id and time, not the strings. */
+            herald_event kept = {.created_ms = ev->created_ms};
+            memcpy(kept.id, ev->id, sizeof kept.id);
+            memcpy(kept.timestamp, ev->timestamp, sizeof kept.timestamp);
+            *ev = kept;
+        }
+        chan_rt *rt = chan_find(d, dn[i].channel);
+        djob *dj = hr_calloc(1, sizeof *dj);
+        dj->claim.id = dn[i].id;
+        memcpy(dj->claim.event_id, sh->ev.id, sizeof dj->claim.event_id);
+        dj->claim.channel = hr_strdup(dn[i].channel);
+        dj->claim.recipient = dn[i].recipient ? hr_strdup(dn[i].recipient) : NULL;
+        dj->claim.address = dn[i].address ? hr_strdup(dn[i].address) : NULL;
+        dj->claim.created_ms = sh->ev.created_ms;
+        dj->d = d;
+        dj->rt = rt;
+        dj->ev = &sh->ev;
+        dj->shared = sh;
+        sh->refs++;
+        dj->msg.ev = dj->ev;
+        dj->msg.address = dj->claim.address;
+        dj->job.ch = rt->ch;
+        dj->job.m = &dj->msg;
+        dj->job.purpose = HERALD_PURPOSE_SEND;
+        live_add(d, dj); /* counted in flight by hr_dispatcher_reserve() */
+        dj->next = d->offered;
+        d->offered = dj;
+    }
+}
+
+void hr_dispatcher_commit_offers(hr_dispatcher *d, int committed)
+{
+    djob *list = d->offered, *io = NULL, *io_tail = NULL, *work = NULL, *work_tail = NULL;
+    d->offered = NULL;
+    long long now = hr_now_ms();
+    while (list) {
+        djob *dj = list;
+        list = dj->next;
+        dj->next = NULL;
+        if (!committed) {
+            djob_free(d, dj);
+            continue;
+        }
+        dj->started_ms = now;
+        djob **head = is_blocking(dj->rt) ? &work : &io;
+        djob **tail = is_blocking(dj->rt) ? &work_tail : &io_tail;
+        if (*tail)
+            (*tail)->next = dj;
+        else
+            *head = dj;
+        *tail = dj;
+    }
+    if (io || work)
+        run_jobs(d, io, io_tail, work, work_tail);
 }
 
 /* Turn a finished attempt into the delivery's next state. */

@@ -29,6 +29,25 @@ size_t hr_dispatcher_inflight(const hr_dispatcher *d);
 /* Stop claiming; attempts in flight still finish and are recorded. */
 void hr_dispatcher_drain(hr_dispatcher *d);
 
+/*
+ * Fast path for events submitted through this dispatcher's process: a
+ * delivery whose channel has room now is stored already claimed (in flight
+ * under a lease) and its attempt starts from memory once the submission is
+ * committed, with no claim query and no reloading of the event.
+ *
+ * hr_dispatcher_reserve() takes a slot on the channel (1) or says no (0);
+ * hr_dispatcher_offer() hands over the stored deliveries that had a slot and
+ * takes ev's contents (ev keeps its id); hr_dispatcher_unreserve() gives a
+ * slot back when the event was not stored; hr_dispatcher_commit_offers()
+ * starts the offered attempts when the transaction committed, or forgets
+ * them when it rolled back (the rows went with it).
+ */
+int hr_dispatcher_reserve(hr_dispatcher *d, const char *channel, long long now,
+                          long long *lease_until);
+void hr_dispatcher_unreserve(hr_dispatcher *d, const char *channel);
+void hr_dispatcher_offer(hr_dispatcher *d, herald_event *ev, const hr_delivery_new *dn, size_t n);
+void hr_dispatcher_commit_offers(hr_dispatcher *d, int committed);
+
 /* The channel name under which ad-hoc URL deliveries are queued. */
 #define HR_ADHOC_CHANNEL ":url"
 

@@ -214,8 +214,8 @@ static void handle_submit(daemon_t *dm, client *c, json_t *req)
         names[i] = (char *)json_string_value(v);
     }
     int duplicate = 0;
-    herald_status st = hr_submit(dm->cfg, dm->loader, dm->store, &ev, names, nto, &duplicate, err,
-                                 sizeof err);
+    herald_status st = hr_submit(dm->cfg, dm->loader, dm->store, dm->d, &ev, names, nto,
+                                 &duplicate, err, sizeof err);
     free(names);
     if (st != HERALD_OK) {
         reply(c, error_reply(st == HERALD_E_NOT_FOUND && nto == 0 ? 3 : 2, err));
@@ -463,7 +463,9 @@ static int run(daemon_t *dm)
                 owners[i] = NULL;
             }
         }
-        if (tx && hr_store_commit(dm->store) != HERALD_OK) {
+        int committed = !tx || hr_store_commit(dm->store) == HERALD_OK;
+        hr_dispatcher_commit_offers(dm->d, committed);
+        if (!committed) {
             char msg[700];
             snprintf(msg, sizeof msg, "cannot commit submissions: %s; nothing was stored, "
                      "submit again", hr_store_error(dm->store));

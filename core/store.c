@@ -143,8 +143,8 @@ static const char *const sql_text[Q_COUNT] = {
                        "idempotency_key, data, fields, created_ms) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [Q_INSERT_DELIVERY] = "INSERT INTO deliveries (event_id, channel, recipient, address, state, "
-                          "next_at, created_ms, updated_ms) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                          "next_at, created_ms, updated_ms, lease_until) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
     [Q_EVENT] = "SELECT id, type, severity, title, body, source, user, idempotency_key, data, "
                 "fields, created_ms FROM events WHERE id = ?1",
     /* One statement, so a claim is atomic between processes even outside a
@@ -659,7 +659,7 @@ static herald_status insert_event(hr_store *s, const herald_event *ev, const cha
     return st;
 }
 
-static herald_status insert_delivery(hr_store *s, const herald_event *ev, const hr_delivery_new *d)
+static herald_status insert_delivery(hr_store *s, const herald_event *ev, hr_delivery_new *d)
 {
     sqlite3_stmt *q = prep(s, Q_INSERT_DELIVERY, "store a delivery");
     if (!q)
@@ -671,8 +671,11 @@ static herald_status insert_delivery(hr_store *s, const herald_event *ev, const 
     bind_int(s, q, 5, d->state);
     bind_int(s, q, 6, d->next_at);
     bind_int(s, q, 7, ev->created_ms);
+    if (d->state == HR_D_INFLIGHT)
+        bind_int(s, q, 8, d->lease_until);
     herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, "store a delivery");
     done(q);
+    d->id = st == HERALD_OK ? sqlite3_last_insert_rowid(s->db) : 0;
     return st;
 }
 
@@ -697,7 +700,7 @@ static herald_status find_duplicate(hr_store *s, herald_event *ev, long long win
     return st;
 }
 
-herald_status hr_store_submit(hr_store *s, herald_event *ev, const hr_delivery_new *d, size_t nd,
+herald_status hr_store_submit(hr_store *s, herald_event *ev, hr_delivery_new *d, size_t nd,
                               long long window_ms, int *duplicate)
 {
     int dup = 0;
@@ -707,9 +710,11 @@ herald_status hr_store_submit(hr_store *s, herald_event *ev, const hr_delivery_n
         return fail(s, HERALD_E_INVALID, "cannot store an event without a type and a title "
                     "(a bug in herald)");
     for (size_t i = 0; i < nd; i++)
-        if (!d[i].channel || (d[i].state != HR_D_PENDING && d[i].state != HR_D_DEFERRED))
+        if (!d[i].channel || (d[i].state != HR_D_PENDING && d[i].state != HR_D_DEFERRED &&
+                              (d[i].state != HR_D_INFLIGHT || d[i].lease_until <= 0)))
             return fail(s, HERALD_E_INVALID, "cannot store delivery %zu: it needs a channel and "
-                        "the state pending or deferred (a bug in herald)", i + 1);
+                        "the state pending, deferred, or in flight with a lease (a bug in herald)",
+                        i + 1);
     /* Accept an event nobody stamped rather than store it without id or time. */
     if (!ev->id[0])
         hr_new_id(ev->id);

@@ -51,13 +51,16 @@ typedef struct hr_delivery_new {
     const char *recipient; /* user name or NULL (broadcast) */
     const char *address;   /* recipient's address on the channel or NULL */
     long long next_at;     /* first attempt time (Unix ms) */
-    hr_dstate state;       /* HR_D_PENDING, or HR_D_DEFERRED */
+    hr_dstate state;       /* HR_D_PENDING, HR_D_DEFERRED, or HR_D_INFLIGHT: claimed
+                            * at once by the submitting dispatcher until lease_until */
+    long long lease_until;
+    long long id;          /* set by hr_store_submit() */
 } hr_delivery_new;
 
 /* Persist ev and its deliveries. When ev->idempotency_key was stored within
  * window_ms before ev->created_ms, nothing is stored, *duplicate is set to 1
  * and ev->id is overwritten with the original event's id. */
-herald_status hr_store_submit(hr_store *s, herald_event *ev, const hr_delivery_new *d, size_t nd,
+herald_status hr_store_submit(hr_store *s, herald_event *ev, hr_delivery_new *d, size_t nd,
                               long long window_ms, int *duplicate);
 
 /* Load an event; NULL when absent. Free with hr_event_free(). */

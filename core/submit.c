@@ -7,8 +7,9 @@
 #include "dispatch.h"
 #include "submit.h"
 
-herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, herald_event *ev,
-                        char *const *to, size_t nto, int *duplicate, char *err, size_t errlen)
+herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, hr_dispatcher *d,
+                        herald_event *ev, char *const *to, size_t nto, int *duplicate, char *err,
+                        size_t errlen)
 {
     herald_status st = hr_event_validate(ev, &cfg->limits, err, errlen);
     if (st != HERALD_OK)
@@ -58,9 +59,26 @@ herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, herald_event 
             dn[i].channel = to[i];
         }
     }
-    st = hr_store_submit(s, ev, dn, n, cfg->idempotency_window_ms, duplicate);
+    size_t reserved = 0;
+    for (size_t i = 0; d && i < n; i++) {
+        if (hr_dispatcher_reserve(d, dn[i].channel, ev->created_ms, &dn[i].lease_until)) {
+            dn[i].state = HR_D_INFLIGHT;
+            reserved++;
+        }
+    }
+    int dup = 0;
+    st = hr_store_submit(s, ev, dn, n, cfg->idempotency_window_ms, &dup);
     if (st != HERALD_OK)
         snprintf(err, errlen, "cannot queue the event: %s", hr_store_error(s));
+    if (reserved && st == HERALD_OK && !dup) {
+        hr_dispatcher_offer(d, ev, dn, n);
+    } else if (reserved) {
+        for (size_t i = 0; i < n; i++)
+            if (dn[i].state == HR_D_INFLIGHT)
+                hr_dispatcher_unreserve(d, dn[i].channel);
+    }
+    if (duplicate)
+        *duplicate = dup;
     free(dn);
     return st;
 }

@@ -2,6 +2,7 @@
 #ifndef HERALD_SUBMIT_H
 #define HERALD_SUBMIT_H
 
+#include "dispatch.h"
 #include "internal.h"
 #include "store.h"
 
@@ -9,8 +10,12 @@
  * URLs; every configured channel when nto is 0), stamp it and store it with
  * one delivery per channel, in the store's current transaction if any.
  * HERALD_E_NOT_FOUND when there is nothing to send to. On a duplicate
- * idempotency key *duplicate is 1 and ev->id is the original event's. */
-herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, herald_event *ev,
-                        char *const *to, size_t nto, int *duplicate, char *err, size_t errlen);
+ * idempotency key *duplicate is 1 and ev->id is the original event's.
+ * With a dispatcher d (the daemon's), deliveries its channels have room for
+ * are stored claimed and offered to it, taking ev's strings (ev keeps its id
+ * and time): call hr_dispatcher_commit_offers() after the commit. */
+herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, hr_dispatcher *d,
+                        herald_event *ev, char *const *to, size_t nto, int *duplicate, char *err,
+                        size_t errlen);
 
 #endif /* HERALD_SUBMIT_H */
