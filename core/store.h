@@ -81,7 +81,9 @@ typedef struct hr_claim {
 /* Claim up to max deliveries that are due (pending with next_at <= now, or in
  * flight with an expired lease), oldest next_at first, marking them in flight
  * until now + lease_ms. Channels in `skip` (NULL-terminated, may be NULL) are
- * left alone; with event_id, only that event's deliveries are claimed. */
+ * left alone; with event_id, only that event's deliveries are claimed (an
+ * index lookup). Without event_id every claimable row is read and sorted:
+ * that is for tools and tests; the dispatcher claims channel by channel. */
 herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, size_t max,
                              const char *const *skip, const char *event_id, hr_claim **out,
                              size_t *n);

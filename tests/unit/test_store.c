@@ -225,8 +225,7 @@ static void test_open(void)
     free(tables);
     char *idx = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql "
                              "IS NOT NULL ORDER BY name");
-    is_str(idx, "attempts_delivery\ndeliveries_channel_due\ndeliveries_due\ndeliveries_event\n"
-           "events_idempotency",
+    is_str(idx, "attempts_delivery\ndeliveries_channel_due\ndeliveries_event\nevents_idempotency",
            "indexes created");
     free(idx);
     long long id = submit_one(s, "a.b", "c", T0, T0, HR_D_PENDING, NULL);
@@ -249,6 +248,32 @@ static void test_open(void)
         printf("# %s\n", err);
     ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "still 0600 under umask 0277");
     hr_store_close(s);
+    free(path);
+
+    /* A version 1 database (cross-channel due index) moves forward with its rows. */
+    path = db_path("v1.db");
+    if (hr_store_open(path, &s, err, sizeof err) == HERALD_OK) {
+        long long queued = submit_one(s, "a.b", "old", T0, T0, HR_D_PENDING, NULL);
+        hr_store_close(s);
+        is_int(q_exec(path, "DROP INDEX deliveries_channel_due; "
+                            "CREATE INDEX deliveries_due ON deliveries(due_at) "
+                            "WHERE state IN (0, 1, 5); PRAGMA user_version = 1"),
+               SQLITE_OK, "make a version 1 database");
+        if (!is_int(hr_store_open(path, &s, err, sizeof err), HERALD_OK, "open version 1"))
+            printf("# %s\n", err);
+        is_int(q_int(path, "PRAGMA user_version"), 2, "migrated to version 2");
+        char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
+                                "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
+                                "ORDER BY name)");
+        is_str(ix, "deliveries_channel_due", "channel index added, cross-channel one dropped");
+        free(ix);
+        char *t = claim_text(s, T0, 10, NULL, NULL);
+        char *w = hr_asprintf("%lld", queued);
+        is_str(t, w, "the queued delivery survives the migration");
+        free(t);
+        free(w);
+        hr_store_close(s);
+    }
     free(path);
 
     /* A newer schema is refused, untouched. */
@@ -1214,7 +1239,7 @@ static void test_plan(const char *path)
          "WHERE state IN (0, 1, 5) AND due_at <= ?1 "
          "AND channel NOT IN (SELECT value FROM json_each(?4)) ORDER BY due_at LIMIT ?3) "
          "RETURNING id",
-         "USING INDEX deliveries_due (due_at<?)"},
+         "SCAN deliveries USING INDEX deliveries_channel_due"},
         {"EXPLAIN QUERY PLAN UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, "
          "updated_ms = ?1 WHERE id IN (SELECT id FROM deliveries "
          "WHERE channel = ?6 AND state IN (0, 1, 5) AND due_at <= ?1 "
@@ -1249,14 +1274,16 @@ static void test_plan(const char *path)
                 printf("#   %.*s\n", (int)(nl - line), line);
             }
         }
-        static const char *const what[] = {"claim uses the due index",
+        static const char *const what[] = {"claim across channels reads claimable rows only",
                                            "channel claim uses the channel index",
                                            "listing queued channels seeks the channel index",
                                            "event claim uses the event index"};
         like(b.data, plans[i][1], what[i]);
-        ok(!strstr(b.data, "SCAN deliveries"), "claim does not scan deliveries");
-        if (i < 3)
-            ok(!strstr(b.data, "TEMP B-TREE"), "claim does not sort");
+        if (i > 0) { /* the first is for tools and tests: it may scan the partial index */
+            ok(!strstr(b.data, "SCAN deliveries"), "claim does not scan deliveries");
+            if (i < 3)
+                ok(!strstr(b.data, "TEMP B-TREE"), "claim does not sort");
+        }
         hr_buf_free(&b);
     }
 }
