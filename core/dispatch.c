@@ -23,6 +23,13 @@
 /* How often the queue is asked which channels have deliveries waiting, to
  * find those that are no longer configured. */
 #define DISCOVER_MS 1000
+/* Deliveries accepted by this process and kept in memory, event included,
+ * until their channel has room: started from there with a point update
+ * instead of a claim query and a reload of the event. */
+#define BACKLOG_MAX 4096
+/* While a channel's backlog is not empty, the queue in the store (retries,
+ * other processes' submissions) still gets a quarter of its room this often. */
+#define STORE_SHARE_MS 250
 /* Threads that run blocking plugins' attempts, started on first use. */
 #define BLOCKING_WORKERS 4
 
@@ -40,6 +47,8 @@ typedef struct chan_rt {
     /* Outcomes recorded in the current batch, counted in the store once. */
     int batch_reset, batch_failures, batch_seen;
     char last_failure[512];
+    struct backlog_ent *bl_head, *bl_tail;
+    long long store_claim_ms; /* last claim from the store */
     struct chan_rt *next;
 } chan_rt;
 
@@ -48,6 +57,14 @@ typedef struct shared_ev {
     herald_event ev;
     int refs;
 } shared_ev;
+
+typedef struct backlog_ent {
+    long long id; /* delivery */
+    shared_ev *sh;
+    struct chan_rt *rt;
+    char *recipient, *address;
+    struct backlog_ent *next;
+} backlog_ent;
 
 typedef struct djob {
     hr_job job; /* first: the job callback gets this pointer */
@@ -89,6 +106,8 @@ struct hr_dispatcher {
     struct pollfd *pfds;
     unsigned npfds;
     djob *offered; /* fast path: waiting for the submission's commit */
+    backlog_ent *bl_pending; /* likewise, for the backlogs */
+    size_t backlog;          /* entries in every backlog and bl_pending */
     size_t inflight, max_inflight;
     long long lease_ms;
     uint64_t rng;
@@ -402,20 +421,33 @@ static int is_blocking(const chan_rt *rt)
     return (rt->ch->plugin->info->flags & HERALD_PLUGIN_F_BLOCKING) != 0;
 }
 
+static void shared_unref(shared_ev *sh)
+{
+    if (--sh->refs == 0) {
+        hr_event_clear(&sh->ev);
+        free(sh);
+    }
+}
+
+static void backlog_free(hr_dispatcher *d, backlog_ent *e)
+{
+    shared_unref(e->sh);
+    free(e->recipient);
+    free(e->address);
+    free(e);
+    d->backlog--;
+}
+
 static void djob_free(hr_dispatcher *d, djob *dj)
 {
     live_remove(d, dj);
     dj->rt->inflight--;
     d->inflight--;
     claim_clear(&dj->claim);
-    if (dj->shared) {
-        if (--dj->shared->refs == 0) {
-            hr_event_clear(&dj->shared->ev);
-            free(dj->shared);
-        }
-    } else {
+    if (dj->shared)
+        shared_unref(dj->shared);
+    else
         hr_event_free(dj->ev);
-    }
     hr_exchange_clear(&dj->job.ex); /* a job abandoned mid-transfer still owns these */
     hr_response_clear(&dj->job.resp);
     free(dj);
@@ -499,7 +531,11 @@ static void claims_add(hr_claim **all, size_t *n, hr_claim *c, size_t k)
 
 /* Claim what the channels have room for: per channel, so that a busy or
  * rate-limited channel's backlog is never claimed only to be handed back. */
-static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *nall)
+static size_t backlog_take(hr_dispatcher *d, chan_rt *rt, size_t max, long long now,
+                           djob **jobs);
+
+static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *nall,
+                      djob **bl_jobs)
 {
     if (d->draining || d->inflight >= d->max_inflight)
         return;
@@ -554,6 +590,15 @@ static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *n
             room = want - *nall;
         if (room > CLAIM_BATCH)
             room = CLAIM_BATCH;
+        chan_rt *rt = i < ncfg ? chan_find(d, name) : NULL;
+        if (rt && rt->bl_head && room) {
+            int share = now - rt->store_claim_ms >= STORE_SHARE_MS;
+            room -= backlog_take(d, rt, share ? room - (room + 3) / 4 : room, now, bl_jobs);
+            if (rt->bl_head && !share)
+                room = 0;
+        }
+        if (rt && room)
+            rt->store_claim_ms = now;
         hr_claim *c = NULL;
         size_t n = 0;
         if (room && hr_store_claim_channel(d->store, name, now, d->lease_ms, room, &c, &n) !=
@@ -566,18 +611,18 @@ static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *n
     }
 }
 
-static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long now)
+/* Hand a list of jobs to the engine thread or, for blocking plugins, to the
+ * workers, in list order. */
+static void start_jobs(hr_dispatcher *d, djob *list, long long now)
 {
-    long long *release = NULL;
-    size_t nrelease = 0;
     djob *io = NULL, *io_tail = NULL, *work = NULL, *work_tail = NULL;
-    for (size_t i = 0; i < n; i++) {
-        djob *dj = start_claim(d, &claims[i], now, &release, &nrelease);
-        if (!dj)
-            continue;
+    while (list) {
+        djob *dj = list;
+        list = dj->next;
+        dj->next = NULL;
+        dj->started_ms = now;
         djob **head = is_blocking(dj->rt) ? &work : &io;
         djob **tail = is_blocking(dj->rt) ? &work_tail : &io_tail;
-        dj->next = NULL;
         if (*tail)
             (*tail)->next = dj;
         else
@@ -586,6 +631,25 @@ static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long
     }
     if (io || work)
         run_jobs(d, io, io_tail, work, work_tail);
+}
+
+static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long now)
+{
+    long long *release = NULL;
+    size_t nrelease = 0;
+    djob *list = NULL, *tail = NULL;
+    for (size_t i = 0; i < n; i++) {
+        djob *dj = start_claim(d, &claims[i], now, &release, &nrelease);
+        if (!dj)
+            continue;
+        dj->next = NULL;
+        if (tail)
+            tail->next = dj;
+        else
+            list = dj;
+        tail = dj;
+    }
+    start_jobs(d, list, now);
     hr_claims_free(claims, 0); /* every claim was moved into a job or cleared */
     if (nrelease && hr_store_release(d->store, release, nrelease) != HERALD_OK)
         hr_log(HERALD_LOG_ERROR, "cannot release deliveries: %s", hr_store_error(d->store));
@@ -617,11 +681,49 @@ void hr_dispatcher_unreserve(hr_dispatcher *d, const char *channel)
     }
 }
 
+/* A job for a delivery accepted in this process, with its event in memory;
+ * counted in flight by the caller. */
+static djob *djob_from_memory(hr_dispatcher *d, chan_rt *rt, long long id, shared_ev *sh,
+                              const char *recipient, const char *address)
+{
+    djob *dj = hr_calloc(1, sizeof *dj);
+    dj->claim.id = id;
+    memcpy(dj->claim.event_id, sh->ev.id, sizeof dj->claim.event_id);
+    dj->claim.channel = hr_strdup(rt->name);
+    dj->claim.recipient = recipient ? hr_strdup(recipient) : NULL;
+    dj->claim.address = address ? hr_strdup(address) : NULL;
+    dj->claim.created_ms = sh->ev.created_ms;
+    dj->d = d;
+    dj->rt = rt;
+    dj->ev = &sh->ev;
+    dj->shared = sh;
+    sh->refs++;
+    dj->msg.ev = dj->ev;
+    dj->msg.address = dj->claim.address;
+    dj->job.ch = rt->ch;
+    dj->job.m = &dj->msg;
+    dj->job.purpose = HERALD_PURPOSE_SEND;
+    live_add(d, dj);
+    return dj;
+}
+
+/* Whether a pending delivery of this submission can wait in memory. */
+static chan_rt *backlog_channel(hr_dispatcher *d, const hr_delivery_new *dn)
+{
+    if (dn->state != HR_D_PENDING || d->draining || d->only_event ||
+        d->backlog >= BACKLOG_MAX || strcmp(dn->channel, ADHOC_CHANNEL) == 0)
+        return NULL;
+    chan_rt *rt = chan_find(d, dn->channel);
+    return rt && !rt->open_error && !rt->disabled && rt->ch ? rt : NULL;
+}
+
 void hr_dispatcher_offer(hr_dispatcher *d, herald_event *ev, const hr_delivery_new *dn, size_t n)
 {
     shared_ev *sh = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (dn[i].state != HR_D_INFLIGHT)
+        chan_rt *rt = dn[i].state == HR_D_INFLIGHT ? chan_find(d, dn[i].channel)
+                                                   : backlog_channel(d, &dn[i]);
+        if (!rt)
             continue;
         if (!sh) {
             sh = hr_calloc(1, sizeof *sh);
@@ -632,54 +734,90 @@ void hr_dispatcher_offer(hr_dispatcher *d, herald_event *ev, const hr_delivery_n
             memcpy(kept.timestamp, ev->timestamp, sizeof kept.timestamp);
             *ev = kept;
         }
-        chan_rt *rt = chan_find(d, dn[i].channel);
-        djob *dj = hr_calloc(1, sizeof *dj);
-        dj->claim.id = dn[i].id;
-        memcpy(dj->claim.event_id, sh->ev.id, sizeof dj->claim.event_id);
-        dj->claim.channel = hr_strdup(dn[i].channel);
-        dj->claim.recipient = dn[i].recipient ? hr_strdup(dn[i].recipient) : NULL;
-        dj->claim.address = dn[i].address ? hr_strdup(dn[i].address) : NULL;
-        dj->claim.created_ms = sh->ev.created_ms;
-        dj->d = d;
-        dj->rt = rt;
-        dj->ev = &sh->ev;
-        dj->shared = sh;
+        if (dn[i].state == HR_D_INFLIGHT) {
+            /* counted in flight by hr_dispatcher_reserve() */
+            djob *dj = djob_from_memory(d, rt, dn[i].id, sh, dn[i].recipient, dn[i].address);
+            dj->next = d->offered;
+            d->offered = dj;
+            continue;
+        }
+        backlog_ent *e = hr_calloc(1, sizeof *e);
+        e->id = dn[i].id;
+        e->sh = sh;
         sh->refs++;
-        dj->msg.ev = dj->ev;
-        dj->msg.address = dj->claim.address;
-        dj->job.ch = rt->ch;
-        dj->job.m = &dj->msg;
-        dj->job.purpose = HERALD_PURPOSE_SEND;
-        live_add(d, dj); /* counted in flight by hr_dispatcher_reserve() */
-        dj->next = d->offered;
-        d->offered = dj;
+        e->rt = rt;
+        e->recipient = dn[i].recipient ? hr_strdup(dn[i].recipient) : NULL;
+        e->address = dn[i].address ? hr_strdup(dn[i].address) : NULL;
+        e->next = d->bl_pending;
+        d->bl_pending = e;
+        d->backlog++;
     }
+}
+
+/* Start up to max of the channel's backlog: each is claimed in the store
+ * with a point update (it may have been claimed from the store meanwhile,
+ * by this or another process: then it is dropped). Returns how many. */
+static size_t backlog_take(hr_dispatcher *d, chan_rt *rt, size_t max, long long now,
+                           djob **jobs)
+{
+    size_t taken = 0;
+    while (taken < max && rt->bl_head) {
+        backlog_ent *e = rt->bl_head;
+        if (!(rt->bl_head = e->next))
+            rt->bl_tail = NULL;
+        int claimed = 0;
+        if (hr_store_claim_delivery(d->store, e->id, now, d->lease_ms, &claimed) != HERALD_OK)
+            hr_log(HERALD_LOG_ERROR, "cannot claim delivery %lld: %s", e->id,
+                   hr_store_error(d->store));
+        if (claimed) {
+            djob *dj = djob_from_memory(d, rt, e->id, e->sh, e->recipient, e->address);
+            d->inflight++;
+            rt->inflight++;
+            rate_allows(rt, now);
+            dj->next = *jobs;
+            *jobs = dj;
+            taken++;
+        }
+        backlog_free(d, e);
+    }
+    return taken;
 }
 
 void hr_dispatcher_commit_offers(hr_dispatcher *d, int committed)
 {
-    djob *list = d->offered, *io = NULL, *io_tail = NULL, *work = NULL, *work_tail = NULL;
-    d->offered = NULL;
-    long long now = hr_now_ms();
-    while (list) {
-        djob *dj = list;
-        list = dj->next;
-        dj->next = NULL;
+    /* Reverse the pending list so each backlog stays in submission order. */
+    backlog_ent *rev = NULL;
+    while (d->bl_pending) {
+        backlog_ent *e = d->bl_pending;
+        d->bl_pending = e->next;
+        e->next = rev;
+        rev = e;
+    }
+    while (rev) {
+        backlog_ent *e = rev;
+        rev = e->next;
+        e->next = NULL;
         if (!committed) {
-            djob_free(d, dj);
+            backlog_free(d, e);
             continue;
         }
-        dj->started_ms = now;
-        djob **head = is_blocking(dj->rt) ? &work : &io;
-        djob **tail = is_blocking(dj->rt) ? &work_tail : &io_tail;
-        if (*tail)
-            (*tail)->next = dj;
+        if (e->rt->bl_tail)
+            e->rt->bl_tail->next = e;
         else
-            *head = dj;
-        *tail = dj;
+            e->rt->bl_head = e;
+        e->rt->bl_tail = e;
     }
-    if (io || work)
-        run_jobs(d, io, io_tail, work, work_tail);
+    djob *list = d->offered;
+    d->offered = NULL;
+    if (committed) {
+        start_jobs(d, list, hr_now_ms());
+        return;
+    }
+    while (list) {
+        djob *next = list->next;
+        djob_free(d, list);
+        list = next;
+    }
 }
 
 /* Turn a finished attempt into the delivery's next state. */
@@ -816,7 +954,7 @@ static void record_and_claim(hr_dispatcher *d)
 {
     long long now = hr_now_ms();
     djob *list = take_finished(d);
-    int tx = hr_store_begin(d->store) == HERALD_OK;
+    int tx = hr_store_begin_batch(d->store) == HERALD_OK;
     if (!tx)
         hr_log(HERALD_LOG_ERROR, "cannot start a transaction: %s", hr_store_error(d->store));
     for (djob *dj = list; dj; dj = dj->next)
@@ -830,13 +968,20 @@ static void record_and_claim(hr_dispatcher *d)
     }
     hr_claim *claims = NULL;
     size_t n = 0;
-    claim_due(d, now, &claims, &n);
+    djob *bl_jobs = NULL;
+    claim_due(d, now, &claims, &n, &bl_jobs);
     if (tx && hr_store_commit(d->store) != HERALD_OK) {
         hr_log(HERALD_LOG_ERROR, "cannot commit attempts and claims: %s",
                hr_store_error(d->store));
         hr_claims_free(claims, n); /* rolled back: not ours */
+        while (bl_jobs) {          /* their rows are pending again */
+            djob *next = bl_jobs->next;
+            djob_free(d, bl_jobs);
+            bl_jobs = next;
+        }
         return;
     }
+    start_jobs(d, bl_jobs, now);
     start_claims(d, claims, n, now);
 }
 
@@ -883,6 +1028,17 @@ void hr_dispatcher_free(hr_dispatcher *d)
         while (d->live)
             djob_free(d, d->live);
     }
+    while (d->bl_pending) {
+        backlog_ent *e = d->bl_pending;
+        d->bl_pending = e->next;
+        backlog_free(d, e);
+    }
+    for (chan_rt *rt = d->chans; rt; rt = rt->next)
+        while (rt->bl_head) {
+            backlog_ent *e = rt->bl_head;
+            rt->bl_head = e->next;
+            backlog_free(d, e);
+        }
     for (chan_rt *rt = d->chans, *next; rt; rt = next) {
         next = rt->next;
         hr_channel_close(rt->ch);

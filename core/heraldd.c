@@ -457,7 +457,7 @@ static int run(daemon_t *dm)
                 continue;
             }
             if (!tx)
-                tx = hr_store_begin(dm->store) == HERALD_OK;
+                tx = hr_store_begin_batch(dm->store) == HERALD_OK;
             if (!client_read(dm, owners[i])) {
                 client_close(dm, owners[i]);
                 owners[i] = NULL;

@@ -111,6 +111,7 @@ enum {
     Q_CLAIM_EVENT,
     Q_CLAIM_CHANNEL,
     Q_NEXT_CHANNEL,
+    Q_CLAIM_ONE,
     Q_FINISH,
     Q_ATTEMPT,
     Q_RELEASE_ONE,
@@ -180,6 +181,10 @@ static const char *const sql_text[Q_COUNT] = {
     /* Channels with claimable rows, one index seek each. */
     [Q_NEXT_CHANNEL] = "SELECT channel FROM deliveries WHERE state IN (0, 1, 5) AND channel > ?1 "
                        "ORDER BY channel LIMIT 1",
+    /* A delivery the claimer holds in memory since it was submitted: only if
+     * nobody attempted or claimed it meanwhile. */
+    [Q_CLAIM_ONE] = "UPDATE deliveries SET state = 1, lease_until = ?2 + ?3, updated_ms = ?2 "
+                    "WHERE id = ?1 AND state = 0 AND attempts = 0",
     [Q_FINISH] = "UPDATE deliveries SET state = ?2, next_at = ?3, lease_until = NULL, "
                  "attempts = attempts + 1, last_status = ?4, last_code = ?5, last_detail = ?6, "
                  "updated_ms = ?7 WHERE id = ?1",
@@ -233,6 +238,8 @@ struct hr_store {
     sqlite3 *db;
     char *path;
     int in_tx;   /* inside hr_store_begin() */
+    int batch;   /* ... hr_store_begin_batch(): no savepoints */
+    int spoiled; /* a call failed inside a batch: commit must fail */
     int bind_rc; /* first failed bind since the last step */
     sqlite3_stmt *q[Q_COUNT];
     char err[512];
@@ -393,12 +400,27 @@ herald_status hr_store_begin(hr_store *s)
     return st;
 }
 
+herald_status hr_store_begin_batch(hr_store *s)
+{
+    herald_status st = hr_store_begin(s);
+    if (st == HERALD_OK)
+        s->batch = 1;
+    return st;
+}
+
 herald_status hr_store_commit(hr_store *s)
 {
     if (!s->in_tx)
         return fail(s, HERALD_E_INVALID, "%s: no transaction to commit (a bug in herald)",
                     s->path);
     s->in_tx = 0;
+    s->batch = 0;
+    if (s->spoiled) {
+        s->spoiled = 0;
+        if (!sqlite3_get_autocommit(s->db))
+            exec_quiet(s, Q_ROLLBACK);
+        return HERALD_E_IO; /* s->err still holds the failed call's message */
+    }
     if (sqlite3_get_autocommit(s->db))
         return fail(s, HERALD_E_IO, "%s: the transaction was rolled back after an earlier error",
                     s->path);
@@ -413,6 +435,8 @@ void hr_store_rollback(hr_store *s)
     if (!s->in_tx)
         return;
     s->in_tx = 0;
+    s->batch = 0;
+    s->spoiled = 0;
     if (!sqlite3_get_autocommit(s->db))
         exec_quiet(s, Q_ROLLBACK);
 }
@@ -424,14 +448,23 @@ static herald_status write_begin(hr_store *s, const char *doing)
 {
     if (!s->in_tx)
         return exec_q(s, Q_BEGIN, doing);
+    if (s->spoiled)
+        return HERALD_E_IO; /* keeps the first failure's message */
     if (sqlite3_get_autocommit(s->db))
         return fail(s, HERALD_E_IO, "%s: cannot %s: the transaction was rolled back after an "
                     "earlier error", s->path, doing);
-    return exec_q(s, Q_SAVEPOINT, doing);
+    /* A savepoint copies every page the call touches first; in a batch the
+     * whole transaction is the unit instead. */
+    return s->batch ? HERALD_OK : exec_q(s, Q_SAVEPOINT, doing);
 }
 
 static herald_status write_end(hr_store *s, herald_status st, const char *doing)
 {
+    if (s->in_tx && s->batch) {
+        if (st != HERALD_OK)
+            s->spoiled = 1;
+        return st;
+    }
     if (s->in_tx) {
         if (st != HERALD_OK)
             exec_quiet(s, Q_ROLLBACK_TO);
@@ -919,6 +952,30 @@ herald_status hr_store_claim_channel(hr_store *s, const char *channel, long long
                                      long long lease_ms, size_t max, hr_claim **out, size_t *n)
 {
     return claim(s, now, lease_ms, max, NULL, NULL, channel, out, n);
+}
+
+herald_status hr_store_claim_delivery(hr_store *s, long long id, long long now,
+                                      long long lease_ms, int *claimed)
+{
+    *claimed = 0;
+    herald_status st = write_begin(s, "start claiming a delivery");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = prep(s, Q_CLAIM_ONE, "claim a delivery");
+    if (!q)
+        return write_end(s, HERALD_E_IO, "claim a delivery");
+    bind_int(s, q, 1, id);
+    bind_int(s, q, 2, now);
+    bind_int(s, q, 3, lease_ms);
+    if (step(s, q) != SQLITE_DONE)
+        st = db_fail(s, "claim a delivery");
+    else
+        *claimed = sqlite3_changes(s->db) == 1;
+    done(q);
+    st = write_end(s, st, "commit the claim");
+    if (st != HERALD_OK)
+        *claimed = 0;
+    return st;
 }
 
 herald_status hr_store_channels_due(hr_store *s, char ***out)

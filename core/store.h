@@ -41,6 +41,11 @@ void hr_store_close(hr_store *s);
 const char *hr_store_error(const hr_store *s);
 
 herald_status hr_store_begin(hr_store *s);
+/* A transaction for many calls at once (group commit on the hot path): calls
+ * skip their savepoints, so one failed call spoils the whole transaction:
+ * later calls fail, and hr_store_commit() rolls everything back and fails
+ * with the first failure's message. */
+herald_status hr_store_begin_batch(hr_store *s);
 herald_status hr_store_commit(hr_store *s);
 void hr_store_rollback(hr_store *s);
 
@@ -92,6 +97,11 @@ void hr_claims_free(hr_claim *c, size_t n);
 /* The same for one channel's deliveries only (index deliveries_channel_due). */
 herald_status hr_store_claim_channel(hr_store *s, const char *channel, long long now,
                                      long long lease_ms, size_t max, hr_claim **out, size_t *n);
+
+/* Claim one pending delivery that was never attempted (the submitting
+ * process kept it in memory); *claimed is 0 when it is no longer such. */
+herald_status hr_store_claim_delivery(hr_store *s, long long id, long long now,
+                                      long long lease_ms, int *claimed);
 
 /* Every channel name with pending, in-flight or deferred deliveries, sorted;
  * a NULL-terminated vector to free with hr_strv_free(). */
