@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -26,7 +28,74 @@
 #define DRAIN_MS 10000
 #define WAIT_CHECK_MS 50
 
+#define CHECKPOINT_MS 100
+
 static volatile sig_atomic_t got_term, got_hup;
+
+/* WAL checkpoints on their own connection and thread, so the thread that
+ * accepts and records never stops to copy pages into the database file. */
+typedef struct checkpointer {
+    hr_store *store;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+} checkpointer;
+
+static void *checkpoint_main(void *arg)
+{
+    checkpointer *k = arg;
+    pthread_mutex_lock(&k->mu);
+    while (!k->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += CHECKPOINT_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&k->cv, &k->mu, &until);
+        if (k->stop)
+            break;
+        pthread_mutex_unlock(&k->mu);
+        if (hr_store_checkpoint(k->store) != HERALD_OK)
+            hr_log(HERALD_LOG_WARNING, "%s", hr_store_error(k->store));
+        pthread_mutex_lock(&k->mu);
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+/* 0 when the checkpoints stay with the writer (no second connection). */
+static int checkpointer_start(checkpointer *k, const char *db, hr_store *writer)
+{
+    char err[512];
+    if (hr_store_open(db, &k->store, err, sizeof err) != HERALD_OK) {
+        hr_log(HERALD_LOG_WARNING, "checkpoints stay on the main thread: %s", err);
+        return 0;
+    }
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, NULL);
+    if (pthread_create(&k->thread, NULL, checkpoint_main, k) != 0) {
+        hr_store_close(k->store);
+        return 0;
+    }
+    hr_store_autocheckpoint(writer, 0);
+    return 1;
+}
+
+static void checkpointer_stop(checkpointer *k)
+{
+    pthread_mutex_lock(&k->mu);
+    k->stop = 1;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    hr_store_checkpoint(k->store);
+    hr_store_close(k->store);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+}
 
 typedef struct client {
     int fd;
@@ -220,7 +289,9 @@ static void handle_submit(daemon_t *dm, client *c, json_t *req)
     if (st != HERALD_OK) {
         reply(c, error_reply(st == HERALD_E_NOT_FOUND && nto == 0 ? 3 : 2, err));
     } else {
-        reply(c, json_pack("{s:b, s:s, s:b}", "ok", 1, "id", ev.id, "duplicate", duplicate));
+        /* The hot path's reply, without building a JSON tree (the id is hex and dashes). */
+        hr_buf_addf(&c->out, "{\"ok\":true,\"id\":\"%s\",\"duplicate\":%s}\n", ev.id,
+                    duplicate ? "true" : "false");
     }
     hr_event_clear(&ev);
 }
@@ -571,6 +642,8 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    checkpointer ckpt = {0}; /* threads start after daemon(): a fork keeps none */
+    int ckpt_on = checkpointer_start(&ckpt, db, dm.store);
     dm.d = hr_dispatcher_new(dm.cfg, dm.loader, dm.store);
     hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s",
            HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path);
@@ -591,6 +664,8 @@ int main(int argc, char **argv)
         unlink(dm.sock_path);
     }
     free(dm.sock_path);
+    if (ckpt_on)
+        checkpointer_stop(&ckpt);
     hr_store_close(dm.store);
     hr_loader_free(dm.loader);
     hr_config_free(dm.cfg);

@@ -647,6 +647,17 @@ fail:
     return st;
 }
 
+void hr_store_autocheckpoint(hr_store *s, int pages)
+{
+    sqlite3_wal_autocheckpoint(s->db, pages);
+}
+
+herald_status hr_store_checkpoint(hr_store *s)
+{
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? HERALD_OK : db_fail(s, "checkpoint the WAL");
+}
+
 void hr_store_close(hr_store *s)
 {
     if (s)

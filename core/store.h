@@ -40,6 +40,13 @@ herald_status hr_store_open(const char *path, hr_store **out, char *err, size_t 
 void hr_store_close(hr_store *s);
 const char *hr_store_error(const hr_store *s);
 
+/* WAL checkpoints: by default the connection that commits runs them when the
+ * WAL passes 1,000 pages; a busy writer can turn that off (pages = 0) and have
+ * another connection, on another thread, call hr_store_checkpoint() (passive:
+ * it never blocks writers). */
+void hr_store_autocheckpoint(hr_store *s, int pages);
+herald_status hr_store_checkpoint(hr_store *s);
+
 herald_status hr_store_begin(hr_store *s);
 /* A transaction for many calls at once (group commit on the hot path): calls
  * skip their savepoints, so one failed call spoils the whole transaction:
