@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,8 +18,9 @@
 /* Every top-level setting herald knows; anything else is a typo. Later
  * subsystems (routing, users, http) read theirs from the same file. */
 static const char *const known_top[] = {
-    "database", "plugin_path", "socket", "channels", "routes", "fallback", "users", "groups",
-    "http", "retry", "templates", "limits", "log_level", "idempotency_window", NULL,
+    "database", "plugin_path", "socket", "socket_mode", "socket_group", "channels", "routes",
+    "fallback", "users", "groups", "http", "retry", "templates", "limits", "log_level",
+    "idempotency_window", NULL,
 };
 
 /* Channel entry keys that belong to herald, not to the plugin. */
@@ -79,6 +81,8 @@ hr_config *hr_config_empty(void)
     c->limits = hr_default_limits;
     c->retry = hr_default_retry;
     c->idempotency_window_ms = DEFAULT_IDEMPOTENCY_WINDOW_MS;
+    c->socket_mode = 0660;
+    c->socket_gid = -1;
     return c;
 }
 
@@ -192,8 +196,9 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
     for (int i = 0; i < config_setting_length(root); i++) {
         config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
         if (!in_list(known_top, config_setting_name(s)))
-            FAIL_AT(s, "unknown setting '%s'; known: database, plugin_path, channels, limits, "
-                    "routes, users, http, retry, templates", config_setting_name(s));
+            FAIL_AT(s, "unknown setting '%s'; known: database, plugin_path, socket, "
+                    "socket_mode, socket_group, channels, limits, retry, idempotency_window",
+                    config_setting_name(s));
     }
 
     const char *str;
@@ -207,6 +212,23 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
         if (!(str = config_setting_get_string(s)))
             FAIL_AT(s, "'socket' must be a string (a file path)");
         c->socket = hr_strdup(str);
+    }
+    if ((s = config_setting_get_member(root, "socket_mode"))) {
+        char *end = NULL;
+        long mode = (str = config_setting_get_string(s)) ? strtol(str, &end, 8) : -1;
+        if (!str || !*str || *end || mode < 0 || mode > 0777 || (mode & 0600) != 0600)
+            FAIL_AT(s, "'socket_mode' must be an octal mode string from \"0600\" to \"0777\" "
+                    "that lets the owner read and write, e.g. socket_mode = \"0660\"");
+        c->socket_mode = (unsigned)mode;
+    }
+    if ((s = config_setting_get_member(root, "socket_group"))) {
+        struct group *gr = (str = config_setting_get_string(s)) && *str ? getgrnam(str) : NULL;
+        if (!str || !*str)
+            FAIL_AT(s, "'socket_group' must be a group name, e.g. socket_group = \"herald\"");
+        if (!gr)
+            FAIL_AT(s, "no group '%s' on this system; create it (groupadd %s) or fix "
+                    "socket_group", str, str);
+        c->socket_gid = (long)gr->gr_gid;
     }
     if ((s = config_setting_get_member(root, "retry")) &&
         parse_retry(s, path, &hr_default_retry, &c->retry, err, errlen) != HERALD_OK)

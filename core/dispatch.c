@@ -338,10 +338,8 @@ static void run_jobs(hr_dispatcher *d, djob *io, djob *io_tail, djob *work, djob
             abort();
         d->io_running = 1;
     }
-    size_t nwork = 0;
-    for (djob *w = work; w; w = w->next)
-        nwork++;
-    while (nwork && d->nworkers < BLOCKING_WORKERS && d->nworkers < nwork + 1) {
+    /* One more worker per job handed over, up to the pool's size. */
+    for (djob *w = work; w && d->nworkers < BLOCKING_WORKERS; w = w->next) {
         if (pthread_create(&d->workers[d->nworkers], NULL, worker_thread, d) != 0)
             break; /* the running ones take the work */
         d->nworkers++;
@@ -557,6 +555,12 @@ static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *n
     }
     if (now - d->discovered_ms >= DISCOVER_MS || now < d->discovered_ms) {
         d->discovered_ms = now;
+        size_t back = 0;
+        if (hr_store_reclaim_orphans(d->store, now, &back) != HERALD_OK)
+            hr_log(HERALD_LOG_ERROR, "%s", hr_store_error(d->store));
+        else if (back)
+            hr_log(HERALD_LOG_NOTICE, "took back %zu deliveries claimed by a process that is "
+                   "gone", back);
         /* `herald channel enable` in another process takes effect here. */
         for (chan_rt *rt = d->chans; rt; rt = rt->next)
             if (rt->disabled)

@@ -183,6 +183,9 @@ static int send_via_daemon(int fd, const herald_event *ev, char **to, size_t nto
         return code == EXIT_NOTHING ? EXIT_NOTHING : EXIT_USAGE;
     }
     const char *id = json_string_value(json_object_get(rep, "id"));
+    if (json_is_true(json_object_get(rep, "duplicate")) && !as_json)
+        fprintf(stderr, "herald: idempotency key '%s' was already used by event %s; not sent "
+                "again\n", ev->idempotency_key ? ev->idempotency_key : "", id ? id : "?");
     int rc = 0;
     json_t *deliveries = NULL;
     int final = 0;
@@ -233,9 +236,10 @@ int cli_simple_opts(cli_ctx *c, int argc, char **argv, const char *usage, const 
         {NULL, 0, NULL, 0},
     };
     int as_json = 0, opt;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then forgets the '+' (stop at arguments) of earlier calls */
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    /* Options may follow the arguments (herald show ID --json): getopt permutes. */
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case O_JSON: as_json = 1; break;
         case O_CONFIG: c->config_opt = optarg; break;
@@ -256,6 +260,7 @@ typedef struct target {
     char *key;      /* channel name, or the URL of an ad-hoc channel */
     int adhoc;
     int attempted;  /* at least one attempt recorded */
+    int attempts;   /* recorded so far */
     hr_dstate state;
     long long next_at;
     hr_outcome out;
@@ -277,6 +282,7 @@ static void on_attempt(void *arg, const hr_claim *c, const hr_outcome *o, hr_dst
         if (t->adhoc != adhoc || strcmp(t->key, adhoc ? (c->address ? c->address : "") : c->channel))
             continue;
         t->attempted = 1;
+        t->attempts = c->attempts + 1;
         t->state = state;
         t->next_at = next_at;
         t->out = *o;
@@ -401,7 +407,7 @@ static json_t *target_json(const target *t)
     json_t *o = outcome_json(t->name, t->plugin, &t->out);
     json_object_set_new(o, "state", json_string(t->attempted ? hr_dstate_name(t->state)
                                                               : "pending"));
-    json_object_set_new(o, "attempts", json_integer(t->out.steps ? 1 : t->attempted));
+    json_object_set_new(o, "attempts", json_integer(t->attempts));
     return o;
 }
 
@@ -825,9 +831,10 @@ static int cmd_check(ctx *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int as_json = 0, opt;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then forgets the '+' (stop at arguments) of earlier calls */
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    /* Options may follow the arguments (herald show ID --json): getopt permutes. */
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case O_JSON: as_json = 1; break;
         case O_CONFIG: c->config_opt = optarg; break;

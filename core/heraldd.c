@@ -161,7 +161,7 @@ static const char *socket_path(const hr_config *cfg)
     return cfg->socket ? cfg->socket : HERALD_RUNSTATEDIR "/herald/heraldd.sock";
 }
 
-static int listen_socket(const char *path, char *err, size_t errlen)
+static int listen_socket(const char *path, const hr_config *cfg, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path) {
@@ -189,6 +189,15 @@ static int listen_socket(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s: %s; create its directory or set socket in "
                  "the config", path, strerror(errno));
         close(fd);
+        return -1;
+    }
+    /* Who may submit is who may open the socket. */
+    if (chmod(path, cfg->socket_mode) != 0 ||
+        (cfg->socket_gid >= 0 && chown(path, (uid_t)-1, (gid_t)cfg->socket_gid) != 0)) {
+        snprintf(err, errlen, "cannot set the mode or group of %s: %s; run heraldd as root or "
+                 "as a member of socket_group", path, strerror(errno));
+        close(fd);
+        unlink(path);
         return -1;
     }
     return fd;
@@ -624,7 +633,7 @@ int main(int argc, char **argv)
         return 2;
     }
     dm.sock_path = hr_strdup(socket_path(dm.cfg));
-    if ((dm.lfd = listen_socket(dm.sock_path, err, sizeof err)) < 0) {
+    if ((dm.lfd = listen_socket(dm.sock_path, dm.cfg, err, sizeof err)) < 0) {
         fprintf(stderr, "heraldd: %s\n", err);
         return 2;
     }

@@ -203,6 +203,8 @@ typedef struct hr_config {
     char *database;
     char *plugin_path;
     char *socket;
+    unsigned socket_mode; /* default 0660 */
+    long socket_gid;      /* -1: the daemon's own group */
     hr_limits limits;
     hr_retry retry;
     long long idempotency_window_ms;

@@ -90,7 +90,12 @@ static const char *const migrations[] = {
      * cross-channel due index is then one more index every state change pays
      * for and nothing on the hot path reads. */
     "CREATE INDEX deliveries_channel_due ON deliveries(channel, due_at) WHERE state IN (0, 1, 5);"
-    "DROP INDEX deliveries_due;",
+    "DROP INDEX deliveries_due;"
+    /* Who holds a lease ("boot id/pid/start time"), so a restarted daemon
+     * takes back the claims of a process that died instead of waiting for
+     * their leases to run out. Only rows in flight are indexed. */
+    "ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;"
+    "CREATE INDEX deliveries_leased ON deliveries(lease_owner) WHERE state = 1;",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -112,6 +117,8 @@ enum {
     Q_CLAIM_CHANNEL,
     Q_NEXT_CHANNEL,
     Q_CLAIM_ONE,
+    Q_LEASE_OWNERS,
+    Q_RECLAIM,
     Q_FINISH,
     Q_ATTEMPT,
     Q_RELEASE_ONE,
@@ -147,14 +154,15 @@ static const char *const sql_text[Q_COUNT] = {
                        "idempotency_key, data, fields, created_ms) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [Q_INSERT_DELIVERY] = "INSERT INTO deliveries (event_id, channel, recipient, address, state, "
-                          "next_at, created_ms, updated_ms, lease_until) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                          "next_at, created_ms, updated_ms, lease_until, lease_owner) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
     [Q_EVENT] = "SELECT id, type, severity, title, body, source, user, idempotency_key, data, "
                 "fields, created_ms FROM events WHERE id = ?1",
     /* One statement, so a claim is atomic between processes even outside a
      * transaction. Keep the inner SELECT in step with test_store.c, which
      * checks its query plan uses deliveries_due. */
-    [Q_CLAIM] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1 "
+    [Q_CLAIM] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1, "
+                "lease_owner = ?9 "
                 "WHERE id IN (SELECT id FROM deliveries "
                 "WHERE state IN (0, 1, 5) AND due_at <= ?1 "
                 "AND channel NOT IN (SELECT value FROM json_each(?4)) "
@@ -164,7 +172,8 @@ static const char *const sql_text[Q_COUNT] = {
     /* The same for one event's deliveries: a separate statement so that it
      * looks them up by event (a handful of rows) instead of walking the whole
      * due queue, which "(?5 IS NULL OR event_id = ?5)" would make it do. */
-    [Q_CLAIM_EVENT] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1 "
+    [Q_CLAIM_EVENT] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1, "
+                      "lease_owner = ?9 "
                       "WHERE id IN (SELECT id FROM deliveries "
                       "WHERE event_id = ?5 AND state IN (0, 1, 5) AND due_at <= ?1 "
                       "AND channel NOT IN (SELECT value FROM json_each(?4)) "
@@ -172,7 +181,8 @@ static const char *const sql_text[Q_COUNT] = {
                       "RETURNING id, event_id, channel, recipient, address, attempts, "
                       "created_ms, next_at",
     /* One channel's due rows: deliveries_channel_due walks them in due order. */
-    [Q_CLAIM_CHANNEL] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1 "
+    [Q_CLAIM_CHANNEL] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1, "
+                        "lease_owner = ?9 "
                         "WHERE id IN (SELECT id FROM deliveries "
                         "WHERE channel = ?6 AND state IN (0, 1, 5) AND due_at <= ?1 "
                         "ORDER BY due_at LIMIT ?3) "
@@ -183,20 +193,30 @@ static const char *const sql_text[Q_COUNT] = {
                        "ORDER BY channel LIMIT 1",
     /* A delivery the claimer holds in memory since it was submitted: only if
      * nobody attempted or claimed it meanwhile. */
-    [Q_CLAIM_ONE] = "UPDATE deliveries SET state = 1, lease_until = ?2 + ?3, updated_ms = ?2 "
+    [Q_CLAIM_ONE] = "UPDATE deliveries SET state = 1, lease_until = ?2 + ?3, updated_ms = ?2, "
+                    "lease_owner = ?9 "
                     "WHERE id = ?1 AND state = 0 AND attempts = 0",
+    /* The conditions repeat the partial index's so that it is used. */
+    [Q_LEASE_OWNERS] = "SELECT DISTINCT lease_owner FROM deliveries "
+                       "WHERE state = 1 AND lease_owner IS NOT NULL",
+    [Q_RECLAIM] = "UPDATE deliveries SET state = 0, lease_until = NULL, lease_owner = NULL, "
+                  "updated_ms = ?2 WHERE state = 1 AND lease_owner = ?1",
     [Q_FINISH] = "UPDATE deliveries SET state = ?2, next_at = ?3, lease_until = NULL, "
+                 "lease_owner = NULL, "
                  "attempts = attempts + 1, last_status = ?4, last_code = ?5, last_detail = ?6, "
                  "updated_ms = ?7 WHERE id = ?1",
     [Q_ATTEMPT] = "INSERT INTO attempts (delivery_id, started_ms, duration_ms, verdict, status, "
                   "code, detail, excerpt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     /* next_at is untouched by a claim and was due then, so a released row is
      * due again at once and keeps its place in the queue. */
-    [Q_RELEASE_ONE] = "UPDATE deliveries SET state = 0, lease_until = NULL, updated_ms = ?2 "
+    [Q_RELEASE_ONE] = "UPDATE deliveries SET state = 0, lease_until = NULL, lease_owner = NULL, "
+                      "updated_ms = ?2 "
                       "WHERE id = ?1 AND state = 1",
     [Q_REQUEUE_ONE] = "UPDATE deliveries SET state = 0, next_at = ?2, lease_until = NULL, "
+                      "lease_owner = NULL, "
                       "updated_ms = ?2 WHERE id = ?1 AND state <> 1",
     [Q_REQUEUE_DEAD] = "UPDATE deliveries SET state = 0, next_at = ?1, lease_until = NULL, "
+                       "lease_owner = NULL, "
                        "updated_ms = ?1 WHERE state = 4",
     [Q_DELIVERY_STATE] = "SELECT state FROM deliveries WHERE id = ?1",
     /* A success writes nothing unless there was a failure streak to end: this
@@ -240,6 +260,7 @@ struct hr_store {
     int in_tx;   /* inside hr_store_begin() */
     int batch;   /* ... hr_store_begin_batch(): no savepoints */
     int spoiled; /* a call failed inside a batch: commit must fail */
+    char owner[96]; /* this process, as recorded in the leases it takes */
     int bind_rc; /* first failed bind since the last step */
     sqlite3_stmt *q[Q_COUNT];
     char err[512];
@@ -592,6 +613,8 @@ static void store_free(hr_store *s)
     free(s);
 }
 
+static int process_id(pid_t pid, char *out, size_t outlen);
+
 /* SQLite counts every allocation under a global mutex unless told not to,
  * which must happen before it initialises. Another user of SQLite in the same
  * process may have initialised it first; then the setting stays as it was. */
@@ -615,6 +638,8 @@ herald_status hr_store_open(const char *path, hr_store **out, char *err, size_t 
         return st;
     hr_store *s = hr_calloc(1, sizeof *s);
     s->path = hr_strdup(path);
+    if (!process_id(getpid(), s->owner, sizeof s->owner))
+        snprintf(s->owner, sizeof s->owner, "?/%ld/0", (long)getpid());
     /* One connection per thread, so SQLite's own mutexes are dead weight. */
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                              SQLITE_OPEN_NOMUTEX, NULL);
@@ -718,8 +743,10 @@ static herald_status insert_delivery(hr_store *s, const herald_event *ev, hr_del
     bind_int(s, q, 5, d->state);
     bind_int(s, q, 6, d->next_at);
     bind_int(s, q, 7, ev->created_ms);
-    if (d->state == HR_D_INFLIGHT)
+    if (d->state == HR_D_INFLIGHT) {
         bind_int(s, q, 8, d->lease_until);
+        bind_text(s, q, 9, s->owner);
+    }
     herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, "store a delivery");
     done(q);
     d->id = st == HERALD_OK ? sqlite3_last_insert_rowid(s->db) : 0;
@@ -896,6 +923,7 @@ static herald_status claim(hr_store *s, long long now, long long lease_ms, size_
     bind_int(s, q, 1, now);
     bind_int(s, q, 2, lease_ms);
     bind_int(s, q, 3, max > (size_t)INT64_MAX ? INT64_MAX : (long long)max);
+    bind_text(s, q, 9, s->owner);
     if (channel) {
         bind_text(s, q, 6, channel);
     } else {
@@ -978,6 +1006,7 @@ herald_status hr_store_claim_delivery(hr_store *s, long long id, long long now,
     bind_int(s, q, 1, id);
     bind_int(s, q, 2, now);
     bind_int(s, q, 3, lease_ms);
+    bind_text(s, q, 9, s->owner);
     if (step(s, q) != SQLITE_DONE)
         st = db_fail(s, "claim a delivery");
     else
@@ -986,6 +1015,92 @@ herald_status hr_store_claim_delivery(hr_store *s, long long id, long long now,
     st = write_end(s, st, "commit the claim");
     if (st != HERALD_OK)
         *claimed = 0;
+    return st;
+}
+
+/* "boot id/pid/start time" of a process: unique across pid reuse and reboots. */
+static int process_id(pid_t pid, char *out, size_t outlen)
+{
+    char path[64], buf[1024], boot[64] = "";
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Field 22 (start time) counts from after the command name, which may
+     * hold spaces and parentheses: start at the last ')'. */
+    char *p = strrchr(buf, ')');
+    for (int field = 2; p && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return 0;
+    unsigned long long start = strtoull(p + 1, NULL, 10);
+    if ((f = fopen("/proc/sys/kernel/random/boot_id", "r"))) {
+        if (!fgets(boot, sizeof boot, f))
+            boot[0] = '\0';
+        fclose(f);
+        boot[strcspn(boot, "\n")] = '\0';
+    }
+    snprintf(out, outlen, "%s/%ld/%llu", boot, (long)pid, start);
+    return 1;
+}
+
+/* Whether the process that wrote owner still runs (same boot, same pid, same
+ * start time). Unknown formats count as alive: their leases simply expire. */
+static int owner_alive(const char *owner)
+{
+    const char *slash = strchr(owner, '/');
+    if (!slash)
+        return 1;
+    char *end;
+    long pid = strtol(slash + 1, &end, 10);
+    if (*end != '/' || pid <= 0)
+        return 1;
+    char now[96];
+    if (!process_id((pid_t)pid, now, sizeof now))
+        return 0; /* no such process */
+    return strcmp(now, owner) == 0;
+}
+
+herald_status hr_store_reclaim_orphans(hr_store *s, long long now, size_t *n)
+{
+    *n = 0;
+    sqlite3_stmt *q = prep(s, Q_LEASE_OWNERS, "list lease owners");
+    if (!q)
+        return HERALD_E_IO;
+    char **dead = NULL;
+    size_t ndead = 0;
+    int rc;
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        const char *owner = (const char *)sqlite3_column_text(q, 0);
+        if (owner && strcmp(owner, s->owner) != 0 && !owner_alive(owner)) {
+            dead = hr_realloc(dead, (ndead + 1) * sizeof *dead);
+            dead[ndead++] = hr_strdup(owner);
+        }
+    }
+    herald_status st = rc == SQLITE_DONE ? HERALD_OK : db_fail(s, "list lease owners");
+    done(q);
+    for (size_t i = 0; i < ndead && st == HERALD_OK; i++) {
+        if ((st = write_begin(s, "take back a dead process's claims")) != HERALD_OK)
+            break;
+        if (!(q = prep(s, Q_RECLAIM, "take back a dead process's claims"))) {
+            st = write_end(s, HERALD_E_IO, "take back a dead process's claims");
+            break;
+        }
+        bind_text(s, q, 1, dead[i]);
+        bind_int(s, q, 2, now);
+        if (step(s, q) != SQLITE_DONE)
+            st = db_fail(s, "take back a dead process's claims");
+        else
+            *n += (size_t)sqlite3_changes(s->db);
+        done(q);
+        st = write_end(s, st, "commit taking back the claims");
+    }
+    for (size_t i = 0; i < ndead; i++)
+        free(dead[i]);
+    free(dead);
     return st;
 }
 

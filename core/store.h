@@ -105,6 +105,12 @@ void hr_claims_free(hr_claim *c, size_t n);
 herald_status hr_store_claim_channel(hr_store *s, const char *channel, long long now,
                                      long long lease_ms, size_t max, hr_claim **out, size_t *n);
 
+/* Every claim records its process. Put back to pending the deliveries
+ * claimed by processes of this machine that no longer run (a daemon killed
+ * mid-flight), instead of waiting for their leases to expire; *n says how
+ * many. */
+herald_status hr_store_reclaim_orphans(hr_store *s, long long now, size_t *n);
+
 /* Claim one pending delivery that was never attempted (the submitting
  * process kept it in memory); *claimed is 0 when it is no longer such. */
 herald_status hr_store_claim_delivery(hr_store *s, long long id, long long now,

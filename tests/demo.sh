@@ -15,6 +15,7 @@ while [ ! -s "$tmp/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 port=$(cat "$tmp/port")
 
 cat > "$tmp/herald.conf" <<CONF
+database = "$tmp/herald.db";
 channels = (
   { name = "ops-hook"; plugin = "webhook";
     url = "http://127.0.0.1:$port/hooks/herald";

@@ -26,6 +26,8 @@ echo "$out" | grep -q "^filesink .*1\.0\.0 .*ABI 1\.0 .*$tmp/plugins/filesink\.s
 ok $? "herald plugins lists it with version, ABI and path"
 
 cat > "$tmp/herald.conf" <<CONF
+database = "$tmp/herald.db";
+socket = "$tmp/no-daemon.sock";
 channels = (
   { name = "sink"; plugin = "filesink"; path = "$tmp/events.jsonl"; }
 );

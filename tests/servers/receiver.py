@@ -128,6 +128,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = False  # port 0 anyway; never steal a port
+    # socketserver's default listen backlog of 5 drops the SYNs of a sender
+    # with dozens of connections at once; real servers queue hundreds.
+    request_queue_size = 256
 
     def __init__(self, addr, handler, receiver):
         self.receiver = receiver

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -225,7 +226,8 @@ static void test_open(void)
     free(tables);
     char *idx = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql "
                              "IS NOT NULL ORDER BY name");
-    is_str(idx, "attempts_delivery\ndeliveries_channel_due\ndeliveries_event\nevents_idempotency",
+    is_str(idx, "attempts_delivery\ndeliveries_channel_due\ndeliveries_event\ndeliveries_leased\n"
+           "events_idempotency",
            "indexes created");
     free(idx);
     long long id = submit_one(s, "a.b", "c", T0, T0, HR_D_PENDING, NULL);
@@ -255,12 +257,16 @@ static void test_open(void)
     if (hr_store_open(path, &s, err, sizeof err) == HERALD_OK) {
         long long queued = submit_one(s, "a.b", "old", T0, T0, HR_D_PENDING, NULL);
         hr_store_close(s);
-        is_int(q_exec(path, "DROP INDEX deliveries_channel_due; "
+        is_int(q_exec(path, "DROP INDEX deliveries_channel_due; DROP INDEX deliveries_leased; "
+                            "ALTER TABLE deliveries DROP COLUMN lease_owner; "
                             "CREATE INDEX deliveries_due ON deliveries(due_at) "
                             "WHERE state IN (0, 1, 5); PRAGMA user_version = 1"),
                SQLITE_OK, "make a version 1 database");
-        if (!is_int(hr_store_open(path, &s, err, sizeof err), HERALD_OK, "open version 1"))
+        if (!is_int(hr_store_open(path, &s, err, sizeof err), HERALD_OK, "open version 1")) {
             printf("# %s\n", err);
+            free(path);
+            return;
+        }
         is_int(q_int(path, "PRAGMA user_version"), 2, "migrated to version 2");
         char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                                 "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
@@ -650,6 +656,56 @@ static void test_channel_claims(hr_store *s)
     is_str(t, w, "expired leases of the channel reclaimed in due order");
     free(t);
     free(w);
+}
+
+/* The lease owner our own claims recorded, with the pid replaced. */
+static char *owner_with_pid(const char *path, long long delivery, long pid, const char *start)
+{
+    char *sql = hr_asprintf("SELECT lease_owner FROM deliveries WHERE id = %lld", delivery);
+    char *mine = q_text(path, sql);
+    free(sql);
+    char *slash = mine ? strchr(mine, '/') : NULL;
+    char *o = slash ? hr_asprintf("%.*s/%ld/%s", (int)(slash - mine), mine, pid, start)
+                    : hr_strdup("?");
+    free(mine);
+    return o;
+}
+
+static void test_orphans(hr_store *s, const char *path)
+{
+    long long now = T0 + 1000;
+    long long dead = submit_one(s, "c", "o", T0, T0, HR_D_PENDING, NULL);
+    long long live = submit_one(s, "c", "o", T0, T0, HR_D_PENDING, NULL);
+    long long own = submit_one(s, "c", "o", T0, T0, HR_D_PENDING, NULL);
+    char *t = channel_claim_text(s, "o", now, 10);
+    free(t);
+    is_int(state_of(s, dead, NULL, NULL), HR_D_INFLIGHT, "three deliveries claimed");
+    char *mine = q_text(path, "SELECT count(DISTINCT lease_owner) FROM deliveries WHERE state = 1");
+    is_str(mine, "1", "the claims record one owner: this process");
+    free(mine);
+
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    char *gone = owner_with_pid(path, own, (long)child, "1");
+    /* The parent runs, but with another start time this is not that process. */
+    char *reused = owner_with_pid(path, own, (long)getppid(), "1");
+    char *sql = hr_asprintf("UPDATE deliveries SET lease_owner = '%s' WHERE id = %lld; "
+                            "UPDATE deliveries SET lease_owner = '%s' WHERE id = %lld",
+                            gone, dead, reused, live);
+    is_int(q_exec(path, sql), SQLITE_OK, "leases handed to a dead pid and a reused pid");
+    free(sql);
+    size_t n = 99;
+    is_int(hr_store_reclaim_orphans(s, now, &n), HERALD_OK, "reclaim orphans");
+    is_int((long long)n, 2, "two orphaned claims taken back");
+    is_int(state_of(s, dead, NULL, NULL), HR_D_PENDING, "the dead process's claim is pending");
+    is_int(state_of(s, live, NULL, NULL), HR_D_PENDING, "a reused pid does not keep a claim");
+    is_int(state_of(s, own, NULL, NULL), HR_D_INFLIGHT, "this process keeps its own claim");
+    is_int(hr_store_reclaim_orphans(s, now, &n), HERALD_OK, "reclaim again");
+    is_int((long long)n, 0, "nothing more to take back");
+    free(gone);
+    free(reused);
 }
 
 static void test_finish(hr_store *s, const char *path)
@@ -1381,6 +1437,12 @@ int main(void)
     path = db_path("chanclaims.db");
     if (hr_store_open(path, &s, err, sizeof err) == HERALD_OK) {
         test_channel_claims(s);
+        hr_store_close(s);
+    }
+    free(path);
+    path = db_path("orphans.db");
+    if (hr_store_open(path, &s, err, sizeof err) == HERALD_OK) {
+        test_orphans(s, path);
         hr_store_close(s);
     }
     free(path);
