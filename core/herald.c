@@ -659,8 +659,11 @@ static int cmd_send(ctx *c, int argc, char **argv)
         if (!as_json)
             fprintf(stderr, "herald: idempotency key '%s' was already used by event %s; not "
                     "sent again\n", ev.idempotency_key, ev.id);
-        for (size_t i = 0; i < ntargets; i++)
+        for (size_t i = 0; i < ntargets; i++) {
             hr_channel_close(targets[i].ch);
+            free(targets[i].key);
+            free(targets[i].name);
+        }
         ntargets = 0;
     } else {
         send_state ss = {targets, ntargets};
