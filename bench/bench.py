@@ -127,6 +127,7 @@ class Bench:
         self.heraldd = str(self.prefix / "sbin" / "heraldd")
         self.submit = str(Path(args.build) / "bench" / "submit")
         self.claimbench = str(Path(args.build) / "bench" / "claimbench")
+        self.runrss = str(Path(args.build) / "bench" / "runrss")
         self.tmp = tempfile.mkdtemp(prefix="herald-bench-")
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("HERALD_CONFIG", "HERALD_PLUGIN_PATH") and "proxy" not in k.lower()}
@@ -243,14 +244,13 @@ class Bench:
         def measure(argv, k):
             walls, rss = [], []
             for _ in range(k):
-                t0 = time.perf_counter()
-                child = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-                _, status, ru = os.wait4(child.pid, 0)
-                walls.append((time.perf_counter() - t0) * 1000)
-                rss.append(ru.ru_maxrss / 1024)
-                if os.waitstatus_to_exitcode(status) != 0:
-                    raise SystemExit("bench: %s failed" % " ".join(argv))
+                r = subprocess.run([self.runrss] + argv, env=self.env, capture_output=True,
+                                   text=True, stdin=subprocess.DEVNULL, timeout=60)
+                m = json.loads(r.stdout.strip().splitlines()[-1])
+                if m["status"] != 0:
+                    raise SystemExit("bench: %s failed: %s" % (" ".join(argv), r.stderr))
+                walls.append(m["wall_ms"])
+                rss.append(m["maxrss_kib"] / 1024)
             return {"wall_ms": walls, "rss_mib": rss}
         try:
             k = self.a.runs
@@ -320,7 +320,7 @@ class Bench:
                     if ln.startswith("model name")), platform.processor())
         w("- %s, %d CPUs, %s" % (cpu, os.cpu_count(), platform.platform()))
         ver = subprocess.run([self.herald, "--version"], capture_output=True, text=True,
-                             env=self.env).stdout.strip()
+                             env=self.env).stdout.strip().splitlines()[0]
         ngv = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
         w("- %s; %s (1 worker, `return 204`); wrk %s" % (
             ver, ngv, "-t1 -c128 -d%ds" % self.a.wrk_seconds))

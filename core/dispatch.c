@@ -1007,6 +1007,10 @@ int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, uns
         hr_log(HERALD_LOG_ERROR, "poll: %s", strerror(errno));
     for (unsigned i = 0; i < nfds; i++)
         fds[i].revents = d->pfds[i].revents;
+    /* Attempts finished while waiting: record them (and refill their slots)
+     * now, so a caller waiting for them does not wait another round. */
+    if (d->pfds[nfds].revents & POLLIN)
+        record_and_claim(d);
     return (int)d->inflight;
 }
 

@@ -47,6 +47,8 @@ herald_status hr_parse_duration(const char *s, long long *ms)
     return HERALD_E_INVALID;
 }
 
+#define RETRY_AFTER_CAP_MS 3600000LL
+
 /* xorshift64*: jitter needs spread, not secrecy. */
 static double next_unit(uint64_t *state)
 {
@@ -70,9 +72,13 @@ long long hr_retry_next(const hr_retry *p, int attempts_done, long long created_
         delay = (long long)((double)delay * f);
     }
     long long next = now + delay;
-    /* The destination's Retry-After is a floor, never shortened. */
-    if (hint_at > next)
-        next = hint_at;
+    /* The destination's Retry-After is a floor, never shortened, but a server
+     * cannot park a delivery for longer than twice the scheduled wait or an
+     * hour, whichever is more (documented in herald(1)). */
+    if (hint_at > next) {
+        long long cap = now + (2 * delay > RETRY_AFTER_CAP_MS ? 2 * delay : RETRY_AFTER_CAP_MS);
+        next = hint_at < cap ? hint_at : cap;
+    }
     if (p->max_age_ms > 0 && next - created_ms > p->max_age_ms)
         return -1;
     return next;
