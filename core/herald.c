@@ -98,6 +98,7 @@ static const char send_usage[] =
     "Title and body must be UTF-8; the title is limited to 1024 bytes and the body to\n"
     "65536 bytes unless limits { max_title; max_body; } in the config says otherwise.\n";
 
+#ifndef HERALD_FRONT
 static const char test_usage[] =
     "Usage: herald test [--send] [--json] CHANNEL|URL\n"
     "\n"
@@ -119,6 +120,8 @@ static const char plugins_usage[] =
 
 /* Load the configuration. A missing default file is fine when allow_missing:
  * ad-hoc --to URLs and `herald plugins` work on a fresh install. */
+#endif
+
 void cli_load(cli_ctx *c, int allow_missing)
 {
     int explicit_;
@@ -129,14 +132,60 @@ void cli_load(cli_ctx *c, int allow_missing)
     } else if (hr_config_load(path, &c->cfg, err, sizeof err) != HERALD_OK) {
         cli_die("%s", err);
     }
+#ifndef HERALD_FRONT
     c->loader = hr_loader_new(c->cfg->plugin_path);
+#endif
 }
 
 void cli_free(cli_ctx *c)
 {
+#ifndef HERALD_FRONT
     hr_loader_free(c->loader);
+#endif
     hr_config_free(c->cfg);
 }
+
+#ifdef HERALD_FRONT
+/*
+ * The front-end: `herald` as installed is a small program that links only
+ * libconfig and jansson, because loading libcurl's dependency tree costs a
+ * one-shot `herald send` more than everything else it does. It hands events
+ * to a running heraldd itself and runs the full program (herald-engine, with
+ * the same arguments) for everything else.
+ */
+static char **orig_argv;
+
+static void exec_engine(void)
+{
+    char self[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    const char *dir = ".";
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            dir = self;
+        }
+    }
+    /* Beside us (a build tree), relative to us (a DESTDIR or moved
+     * install), then where configure put it. */
+    for (int i = 0; i < 3; i++) {
+        if (i == 0)
+            snprintf(path, sizeof path, "%s/herald-engine", dir);
+        else if (i == 1)
+            snprintf(path, sizeof path, "%s/../libexec/herald/herald-engine", dir);
+        else
+            snprintf(path, sizeof path, "%s", HERALD_PKGLIBEXECDIR "/herald-engine");
+        if (access(path, X_OK) == 0) {
+            orig_argv[0] = path;
+            execv(path, orig_argv);
+        }
+    }
+    cli_die("cannot run %s: %s; reinstall herald", HERALD_PKGLIBEXECDIR "/herald-engine",
+            strerror(errno));
+}
+#endif
 
 
 /* ---- talking to heraldd ---- */
@@ -253,6 +302,7 @@ int cli_simple_opts(cli_ctx *c, int argc, char **argv, const char *usage, const 
 
 /* ---- send ---- */
 
+#ifndef HERALD_FRONT /* the embedded engine's bookkeeping */
 typedef struct target {
     herald_channel *ch; /* owned by the dispatcher once adopted */
     char *name;         /* for output, after the channel is closed */
@@ -294,6 +344,8 @@ static int is_final(hr_dstate s)
 {
     return s == HR_D_SENT || s == HR_D_FAILED || s == HR_D_DEAD;
 }
+
+#endif
 
 static void add_field(herald_event *ev, const char *name, const char *value)
 {
@@ -341,6 +393,7 @@ static void set_once(char **slot, const char *value, const char *opt)
     *slot = hr_strdup(value);
 }
 
+#ifndef HERALD_FRONT
 static void open_targets(ctx *c, char **to, size_t nto, target **out, size_t *nout)
 {
     char err[1024];
@@ -431,6 +484,8 @@ static void print_outcome(const char *channel, const hr_outcome *o, const char *
     fprintf(stderr, "herald: channel '%s': not %s: %s (%s): %s%s\n", channel, what, verdict,
             hr_status_name(o->status), o->detail, when);
 }
+
+#endif
 
 static int cmd_send(ctx *c, int argc, char **argv)
 {
@@ -588,13 +643,24 @@ static int cmd_send(ctx *c, int argc, char **argv)
     ev.title = hr_strdup(argv[optind]);
 
     cli_load(c, 1);
+#ifdef HERALD_FRONT
+    /* No daemon to hand the event to: the full engine takes over, decided
+     * before standard input is read so that it still gets the body. */
+    int dfd = nto == 0 && c->cfg->nchannels == 0 ? -1 : hr_daemon_connect(c->cfg);
+    if (dfd < 0)
+        exec_engine();
+#endif
     const hr_limits *lim = &c->cfg->limits;
-    if (nargs == 2 && strcmp(argv[optind + 1], "-") != 0)
+    int body_from_stdin = 0;
+    if (nargs == 2 && strcmp(argv[optind + 1], "-") != 0) {
         ev.body = hr_strdup(argv[optind + 1]);
-    else if (nargs == 2 || !isatty(STDIN_FILENO))
+    } else if (nargs == 2 || !isatty(STDIN_FILENO)) {
         ev.body = read_stdin(lim->max_body);
-    else
+        body_from_stdin = 1;
+    } else {
         ev.body = hr_strdup("");
+    }
+    (void)body_from_stdin;
 
     char err[1024];
     if (hr_event_validate(&ev, lim, err, sizeof err) != HERALD_OK)
@@ -611,7 +677,9 @@ static int cmd_send(ctx *c, int argc, char **argv)
         return EXIT_NOTHING;
     }
 
+#ifndef HERALD_FRONT
     int dfd = hr_daemon_connect(c->cfg);
+#endif
     if (dfd >= 0) {
         int rc = send_via_daemon(dfd, &ev, to, nto, wait_ms, as_json, print_id);
         close(dfd);
@@ -625,6 +693,13 @@ static int cmd_send(ctx *c, int argc, char **argv)
         }
         hr_log(HERALD_LOG_NOTICE, "heraldd went away; running the engine here instead");
     }
+#ifdef HERALD_FRONT
+    if (!body_from_stdin)
+        exec_engine();
+    cli_die("heraldd closed the connection before accepting the event; nothing was queued; "
+            "send it again");
+}
+#else
 
     /* Every channel is opened before anything is sent: a bad channel must not
      * leave the event delivered to some channels and not others. */
@@ -753,6 +828,9 @@ static int cmd_send(ctx *c, int argc, char **argv)
 
 /* ---- test ---- */
 
+#endif /* HERALD_FRONT */
+
+#ifndef HERALD_FRONT
 static int cmd_test(ctx *c, int argc, char **argv)
 {
     enum { O_SEND = 256, O_JSON, O_CONFIG, O_HELP };
@@ -977,6 +1055,8 @@ static int cmd_plugins(ctx *c, int argc, char **argv)
     return bad ? EXIT_DELIVERY : 0;
 }
 
+#endif /* !HERALD_FRONT */
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -989,6 +1069,9 @@ int main(int argc, char **argv)
     };
     ctx c = {0};
     int opt, level = HERALD_LOG_WARNING;
+#ifdef HERALD_FRONT
+    orig_argv = argv;
+#endif
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+c:vqh", opts, NULL)) != -1) {
         switch (opt) {
@@ -1008,6 +1091,15 @@ int main(int argc, char **argv)
     hr_log_set_level(level);
     if (optind >= argc)
         cli_die("no command given; try herald send \"Hello\" or herald --help");
+#ifdef HERALD_FRONT
+    if (strcmp(argv[optind], "send") != 0)
+        exec_engine();
+    argc -= optind;
+    argv += optind;
+    int rc = cmd_send(&c, argc, argv);
+    hr_secrets_clear();
+    return rc;
+#else
     if (hr_transport_global_init() != 0 || hr_module_init() != 0) {
         fprintf(stderr, "herald: cannot initialise libcurl or libltdl\n");
         return EXIT_USAGE;
@@ -1044,4 +1136,5 @@ int main(int argc, char **argv)
                 "retry, queue, stats, channel", cmd);
     hr_secrets_clear();
     return rc;
+#endif
 }

@@ -12,9 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-#include <openssl/evp.h>
-
 #include "internal.h"
 
 static void oom(void)
@@ -179,15 +176,6 @@ int hr_has_ctl(const char *s)
     return 0;
 }
 
-char *hr_base64(const void *data, size_t len)
-{
-    if (len > INT_MAX / 2)
-        return NULL;
-    char *out = hr_malloc(4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    return out;
-}
-
 long long hr_now_ms(void)
 {
     struct timespec ts;
@@ -232,29 +220,6 @@ void hr_new_id(char out[37])
         out[o++] = hex[b[i] & 15];
     }
     out[o] = '\0';
-}
-
-long long hr_parse_retry_after(const char *value, long long now_ms)
-{
-    if (!value)
-        return -1;
-    while (*value == ' ' || *value == '\t')
-        value++;
-    if (isdigit((unsigned char)*value)) {
-        char *end;
-        errno = 0;
-        double secs = strtod(value, &end);
-        while (*end == ' ' || *end == '\t')
-            end++;
-        if (errno || *end || secs < 0 || secs > 365.0 * 86400)
-            return -1;
-        return now_ms + (long long)(secs * 1000.0);
-    }
-    time_t t = curl_getdate(value, NULL);
-    if (t == (time_t)-1)
-        return -1;
-    long long at = (long long)t * 1000;
-    return at < now_ms ? now_ms : at;
 }
 
 char *hr_read_file(const char *path, int private_only, size_t max, char *err, size_t errlen)
