@@ -330,6 +330,18 @@ static void *worker_thread(void *arg)
     return NULL;
 }
 
+/* Append the list first..last (which may be empty) to head/tail. */
+static void list_append(djob **head, djob **tail, djob *first, djob *last)
+{
+    if (!first)
+        return;
+    if (*tail)
+        (*tail)->next = first;
+    else
+        *head = first;
+    *tail = last;
+}
+
 /* Hand started jobs to the threads that run them. */
 static void run_jobs(hr_dispatcher *d, djob *io, djob *io_tail, djob *work, djob *work_tail)
 {
@@ -352,21 +364,10 @@ static void run_jobs(hr_dispatcher *d, djob *io, djob *io_tail, djob *work, djob
         work = NULL;
     }
     pthread_mutex_lock(&d->mu);
-    if (io) {
-        if (d->io_tail)
-            d->io_tail->next = io;
-        else
-            d->io_head = io;
-        d->io_tail = io_tail;
-    }
-    if (work) {
-        if (d->work_tail)
-            d->work_tail->next = work;
-        else
-            d->work_head = work;
-        d->work_tail = work_tail;
+    list_append(&d->io_head, &d->io_tail, io, io_tail);
+    list_append(&d->work_head, &d->work_tail, work, work_tail);
+    if (work)
         pthread_cond_broadcast(&d->work_cv);
-    }
     pthread_mutex_unlock(&d->mu);
     if (io)
         hr_engine_wakeup(d->engine);
@@ -625,13 +626,10 @@ static void start_jobs(hr_dispatcher *d, djob *list, long long now)
         list = dj->next;
         dj->next = NULL;
         dj->started_ms = now;
-        djob **head = is_blocking(dj->rt) ? &work : &io;
-        djob **tail = is_blocking(dj->rt) ? &work_tail : &io_tail;
-        if (*tail)
-            (*tail)->next = dj;
+        if (is_blocking(dj->rt))
+            list_append(&work, &work_tail, dj, dj);
         else
-            *head = dj;
-        *tail = dj;
+            list_append(&io, &io_tail, dj, dj);
     }
     if (io || work)
         run_jobs(d, io, io_tail, work, work_tail);
@@ -647,11 +645,7 @@ static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long
         if (!dj)
             continue;
         dj->next = NULL;
-        if (tail)
-            tail->next = dj;
-        else
-            list = dj;
-        tail = dj;
+        list_append(&list, &tail, dj, dj);
     }
     start_jobs(d, list, now);
     hr_claims_free(claims, 0); /* every claim was moved into a job or cleared */
