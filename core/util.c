@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -193,22 +194,53 @@ void hr_rfc3339(long long ms, char *out, size_t outlen)
 }
 
 /* UUIDv7 (RFC 9562): 48-bit Unix ms, then random bits; sorts by creation time. */
+/* Random bytes for ids, fetched from the kernel a pool at a time: one
+ * getrandom() per event was a visible share of the daemon's hot path. The
+ * pool is per thread and emptied in a forked child, so no two processes or
+ * threads ever hand out the same bytes. */
+static __thread unsigned char id_pool[640];
+static __thread size_t id_pool_left;
+static pthread_once_t id_pool_once = PTHREAD_ONCE_INIT;
+
+static void id_pool_forget(void)
+{
+    id_pool_left = 0;
+}
+
+static void id_pool_setup(void)
+{
+    pthread_atfork(NULL, NULL, id_pool_forget);
+}
+
+static void random_bytes(unsigned char *out, size_t n)
+{
+    pthread_once(&id_pool_once, id_pool_setup);
+    if (id_pool_left < n) {
+        size_t got = 0;
+        while (got < sizeof id_pool) {
+            ssize_t r = getrandom(id_pool + got, sizeof id_pool - got, 0);
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                abort(); /* no entropy source at all: refuse to make guessable ids */
+            }
+            got += (size_t)r;
+        }
+        id_pool_left = sizeof id_pool;
+    }
+    unsigned char *p = id_pool + sizeof id_pool - id_pool_left;
+    memcpy(out, p, n);
+    memset(p, 0, n); /* used bytes do not linger */
+    id_pool_left -= n;
+}
+
 void hr_new_id(char out[37])
 {
     unsigned char b[16];
     long long ms = hr_now_ms();
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (8 * (5 - i)));
-    size_t got = 0;
-    while (got < 10) {
-        ssize_t n = getrandom(b + 6 + got, 10 - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            abort(); /* no entropy source at all: refuse to make guessable ids */
-        }
-        got += (size_t)n;
-    }
+    random_bytes(b + 6, 10);
     b[6] = (unsigned char)(0x70 | (b[6] & 0x0F));
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3F));
     static const char hex[] = "0123456789abcdef";

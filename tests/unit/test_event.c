@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -99,6 +100,39 @@ int main(void)
     usleep(2000); /* ids order by millisecond; within one they are random */
     hr_new_id(id2);
     ok(strcmp(id2, ev.id) > 0, "ids sort by creation time");
+
+    /* Random bits come from a pool: a forked child must not hand out the
+     * parent's next ids (heraldd forks when it detaches). */
+    char mine[64][37], theirs[64][37];
+    int pfd[2];
+    ok(pipe(pfd) == 0, "pipe for the child's ids");
+    pid_t child = fork();
+    if (child == 0) {
+        for (int i = 0; i < 64; i++)
+            hr_new_id(theirs[i]);
+        ssize_t w = write(pfd[1], theirs, sizeof theirs);
+        _exit(w == (ssize_t)sizeof theirs ? 0 : 1);
+    }
+    for (int i = 0; i < 64; i++)
+        hr_new_id(mine[i]);
+    size_t got = 0;
+    while (got < sizeof theirs) {
+        ssize_t r = read(pfd[0], (char *)theirs + got, sizeof theirs - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    waitpid(child, NULL, 0);
+    int same = 0;
+    for (int i = 0; i < 64; i++)
+        for (int k = 0; k < 64; k++)
+            same += memcmp(mine[i] + 14, theirs[k] + 14, 22) == 0;
+    ok(got == sizeof theirs && same == 0, "a forked child's ids share no random bits with ours");
+    int dup = 0;
+    for (int i = 0; i < 64; i++)
+        for (int k = i + 1; k < 64; k++)
+            dup += strcmp(mine[i], mine[k]) == 0;
+    is_int(dup, 0, "64 ids in a row are all different");
 
     char *json = hr_event_json(&ev);
     char want[1024];
