@@ -287,7 +287,7 @@ class Bench:
 
     def claims(self):
         out = {}
-        order = [0, self.a.deep, 0, self.a.deep]
+        order = [0, self.a.deep] * self.a.reps  # alternated, so drift hits both alike
         for i, pending in enumerate(order):
             db = Path(self.tmp) / ("claim%d.db" % i)
             r = subprocess.run([self.claimbench, str(db), str(pending), str(self.a.cycles)],
