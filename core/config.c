@@ -478,18 +478,25 @@ herald_status hr_config_channel_settings(const hr_channel_conf *cc, const char *
             int n = config_setting_length(m);
             for (int k = 0; k < n; k++) {
                 config_setting_t *it = config_setting_get_elem(m, (unsigned)k);
+                int it_type = config_setting_type(it);
                 const char *str = config_setting_get_string(it);
-                if (!str || hr_has_ctl(str))
+                /* Numbers are accepted as their decimal text: priorities = { error = 8; }. */
+                if (it_type != CONFIG_TYPE_INT && it_type != CONFIG_TYPE_INT64 &&
+                    (!str || hr_has_ctl(str)))
                     FAIL_AT(it, "channel '%s': %s.%s must be a string without control "
-                            "characters", cc->name, name, config_setting_name(it));
+                            "characters or an integer", cc->name, name,
+                            config_setting_name(it));
             }
             v = hr_settings_add(out, sp->name, sp->type);
             v->keys = hr_calloc((size_t)n, sizeof *v->keys);
             v->vals = hr_calloc((size_t)n, sizeof *v->vals);
             for (int k = 0; k < n; k++) {
                 config_setting_t *it = config_setting_get_elem(m, (unsigned)k);
+                int it_type = config_setting_type(it);
                 v->keys[k] = hr_strdup(config_setting_name(it));
-                v->vals[k] = hr_strdup(config_setting_get_string(it));
+                v->vals[k] = it_type == CONFIG_TYPE_INT || it_type == CONFIG_TYPE_INT64
+                                 ? hr_asprintf("%lld", config_setting_get_int64(it))
+                                 : hr_strdup(config_setting_get_string(it));
                 v->n++;
             }
             break;

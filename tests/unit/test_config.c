@@ -132,8 +132,9 @@ int main(void)
                  "} );\n", "2", "'timeout' must be an integer", "wrong type");
     config_error("channels = ( { name = \"a\"; plugin = \"x\"; url = \"u\";\n timeout = 301; } "
                  ");\n", "2", "between 1 and 300", "int out of range");
-    config_error("channels = ( { name = \"a\"; plugin = \"x\"; url = \"u\";\n headers = { A = 1; "
-                 "}; } );\n", "2", "headers.A must be a string", "map with a number");
+    config_error("channels = ( { name = \"a\"; plugin = \"x\"; url = \"u\";\n headers = { A = 1.5; "
+                 "}; } );\n", "2", "headers.A must be a string without control characters or "
+                 "an integer", "map with a fraction");
     config_error("channels = ( { name = \"a\"; plugin = \"x\"; url = \"u\";\n token_file = "
                  "\"/nonexistent/x\"; } );\n", "2", "cannot open /nonexistent/x", "missing secret "
                  "file");

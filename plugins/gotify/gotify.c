@@ -1,0 +1,391 @@
+/* gotify.c - the Gotify channel: POST {base}/message with the application token in the
+ * X-Gotify-Key header, priority from severity, Markdown and click extras (CONTRACTS.md). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include <herald/plugin.h>
+
+#define DEFAULT_TIMEOUT_S 10
+#define EXCERPT_MAX 200
+#define NSEV 6
+
+typedef struct gotify {
+    const herald_host *host;
+    herald_channel *ch;
+    char *base;  /* http(s)://host[:port][/prefix], no trailing slash */
+    char *token; /* application token; a user's own token (address) wins */
+    int priority[NSEV];
+    int markdown;
+    char *click_field;
+    long long timeout_ms;
+    char *ca_file;
+    int insecure;
+} gotify;
+
+static const herald_setting_spec settings[] = {
+    {"url", HERALD_SETTING_STRING, HERALD_SETTING_REQUIRED, 0, 0,
+     "Gotify server, http(s)://host[:port][/path]"},
+    {"token", HERALD_SETTING_STRING, HERALD_SETTING_SECRET, 0, 0,
+     "application token (or token_file); a user's own token is used when addressed"},
+    {"priorities", HERALD_SETTING_MAP, 0, 0, 0,
+     "priority per severity, e.g. { critical = 10; warning = 5; } (0-10)"},
+    {"markdown", HERALD_SETTING_BOOL, 0, 0, 0, "render the body as Markdown (true)"},
+    {"click_field", HERALD_SETTING_STRING, 0, 0, 0,
+     "event field whose value is the notification's click URL (url)"},
+    {"timeout", HERALD_SETTING_INT, 0, 1, 300, "seconds before the attempt is abandoned (10)"},
+    {"ca_file", HERALD_SETTING_STRING, 0, 0, 0, "PEM file of CAs trusted for this server"},
+    {"insecure", HERALD_SETTING_BOOL, 0, 0, 0, "skip TLS verification (never in production)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const char *const schemes[] = {"gotify", "gotifys", NULL};
+
+/* Gotify clients treat >= 8 as high priority and 4-7 as normal. */
+static const int default_priority[NSEV] = {0, 2, 4, 6, 8, 10};
+static const char *const severity_names[NSEV] = {"debug", "info", "notice",
+                                                 "warning", "error", "critical"};
+
+static char *dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void destroy(void *state)
+{
+    gotify *g = state;
+    if (!g)
+        return;
+    free(g->base);
+    free(g->token);
+    free(g->click_field);
+    free(g->ca_file);
+    free(g);
+}
+
+static herald_status create(const herald_host *host, herald_channel *ch, const herald_settings *s,
+                            void **state, herald_result *res)
+{
+    gotify *g = calloc(1, sizeof *g);
+    if (!g)
+        return HERALD_E_NOMEM;
+    g->host = host;
+    g->ch = ch;
+    const char *url = host->setting_string(s, "url");
+    herald_url_parts parts = {.struct_size = sizeof parts};
+    if ((strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) ||
+        host->url_split(url, &parts) != HERALD_OK) {
+        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
+                     "url must be http(s)://host[:port][/path] of the Gotify server");
+        destroy(g);
+        return HERALD_E_CONFIG;
+    }
+    host->url_free(&parts);
+    g->base = dup(url);
+    size_t n = g->base ? strlen(g->base) : 0;
+    while (n > 0 && g->base[n - 1] == '/')
+        g->base[--n] = '\0';
+    g->token = dup(host->setting_string(s, "token"));
+    if (g->token)
+        host->add_secret(ch, g->token);
+    memcpy(g->priority, default_priority, sizeof g->priority);
+    size_t np = host->setting_count(s, "priorities");
+    for (size_t i = 0; i < np; i++) {
+        const char *name;
+        const char *value = host->setting_item(s, "priorities", i, &name);
+        int k = -1;
+        for (int j = 0; j < NSEV; j++)
+            if (name && strcmp(name, severity_names[j]) == 0)
+                k = j;
+        char *end;
+        long v = value ? strtol(value, &end, 10) : -1;
+        if (k < 0 || !value || *end || v < 0 || v > 10) {
+            host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
+                         "priorities: '%s' must be a severity (debug ... critical) mapped to "
+                         "0-10, e.g. priorities = { critical = 10; }", name ? name : "?");
+            destroy(g);
+            return HERALD_E_CONFIG;
+        }
+        g->priority[k] = (int)v;
+    }
+    g->markdown = 1;
+    host->setting_bool(s, "markdown", &g->markdown);
+    const char *click = host->setting_string(s, "click_field");
+    g->click_field = dup(click ? click : "url");
+    long long timeout = DEFAULT_TIMEOUT_S;
+    host->setting_int(s, "timeout", &timeout);
+    g->timeout_ms = timeout * 1000;
+    g->ca_file = dup(host->setting_string(s, "ca_file"));
+    host->setting_bool(s, "insecure", &g->insecure);
+    if (g->insecure)
+        host->log(ch, HERALD_LOG_WARNING, "TLS verification is off (insecure = true)");
+    if (!g->base || !g->click_field) {
+        destroy(g);
+        return HERALD_E_NOMEM;
+    }
+    *state = g;
+    return HERALD_OK;
+}
+
+/* gotify://host[:port][/path]/TOKEN (gotifys:// for https), as Apprise writes it. */
+static herald_status from_url(const herald_host *host, const char *url,
+                              herald_settings_builder *b, herald_result *res)
+{
+    herald_url_parts u = {.struct_size = sizeof u};
+    herald_status st = host->url_split(url, &u);
+    const char *path = st == HERALD_OK && u.path ? u.path : "";
+    const char *slash = strrchr(path, '/');
+    if (st != HERALD_OK || !slash || !slash[1]) {
+        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_INVALID,
+                     "expected gotify://host[:port][/path]/TOKEN");
+        if (st == HERALD_OK)
+            host->url_free(&u);
+        return HERALD_E_INVALID;
+    }
+    size_t cap = strlen(url) + 16;
+    char *base = malloc(cap);
+    if (!base) {
+        host->url_free(&u);
+        return HERALD_E_NOMEM;
+    }
+    snprintf(base, cap, "%s://%s%s%s%.*s", strcmp(u.scheme, "gotifys") == 0 ? "https" : "http",
+             u.host, u.port ? ":" : "", u.port ? u.port : "", (int)(slash - path), path);
+    st = host->settings_put(b, "url", base);
+    if (st == HERALD_OK)
+        st = host->settings_put(b, "token", slash + 1);
+    free(base);
+    host->url_free(&u);
+    return st;
+}
+
+static const char *token_for(const gotify *g, const herald_message *m)
+{
+    const char *personal = m ? g->host->msg_get(m, HERALD_MSG_ADDRESS) : NULL;
+    return personal && *personal ? personal : g->token;
+}
+
+static herald_status message_request(gotify *g, const herald_message *m, herald_exchange *ex,
+                                     herald_result *res)
+{
+    const herald_host *h = g->host;
+    const char *token = token_for(g, m);
+    if (!token) {
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
+                  "no Gotify token: set token (or token_file) on the channel, or give the "
+                  "user a gotify address");
+        return HERALD_OK;
+    }
+    const char *title = h->msg_get(m, HERALD_MSG_TITLE);
+    const char *body = h->msg_get(m, HERALD_MSG_BODY);
+    herald_severity sev = h->msg_severity(m);
+    int prio = g->priority[(unsigned)sev < NSEV ? (unsigned)sev : NSEV - 1];
+    /* An empty message is refused by Gotify: the title stands in for it. */
+    json_t *o = json_pack("{s:s, s:s, s:i}", "title", title ? title : "", "message",
+                          body && *body ? body : (title ? title : ""), "priority", prio);
+    json_t *extras = json_object();
+    if (g->markdown)
+        json_object_set_new(extras, "client::display",
+                            json_pack("{s:s}", "contentType", "text/markdown"));
+    const char *click = h->msg_field_get(m, g->click_field);
+    if (click && *click)
+        json_object_set_new(extras, "client::notification",
+                            json_pack("{s:{s:s}}", "click", "url", click));
+    if (json_object_size(extras))
+        json_object_set_new(o, "extras", extras);
+    else
+        json_decref(extras);
+    char *json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!json)
+        return HERALD_E_NOMEM;
+    size_t cap = strlen(g->base) + 16;
+    char *url = malloc(cap);
+    if (!url) {
+        free(json);
+        return HERALD_E_NOMEM;
+    }
+    snprintf(url, cap, "%s/message", g->base);
+    /* The token goes in a header, never the query string: servers log URLs. */
+    h->http_request(ex, "POST", url);
+    h->http_header(ex, "Content-Type", "application/json");
+    h->http_header(ex, "X-Gotify-Key", token);
+    h->http_body(ex, json, strlen(json));
+    h->set_timeout_ms(ex, g->timeout_ms);
+    h->set_tls(ex, g->ca_file, g->insecure);
+    free(url);
+    free(json);
+    return HERALD_OK;
+}
+
+static herald_status send(void *state, const herald_message *m, herald_exchange *ex,
+                          herald_result *res)
+{
+    return message_request(state, m, ex, res);
+}
+
+/* Without HERALD_TEST_SEND: GET /version (is it Gotify?), then POST /message
+ * with {} — a valid token gets 400 "message is required", a bad one 401, and
+ * nothing is stored either way. */
+static herald_status test(void *state, unsigned flags, const herald_message *m,
+                          herald_exchange *ex, herald_result *res)
+{
+    gotify *g = state;
+    if (flags & HERALD_TEST_SEND)
+        return message_request(g, m, ex, res);
+    size_t cap = strlen(g->base) + 16;
+    char *url = malloc(cap);
+    if (!url)
+        return HERALD_E_NOMEM;
+    snprintf(url, cap, "%s/version", g->base);
+    g->host->http_request(ex, "GET", url);
+    g->host->set_timeout_ms(ex, g->timeout_ms);
+    g->host->set_tls(ex, g->ca_file, g->insecure);
+    free(url);
+    return HERALD_OK;
+}
+
+static herald_status probe_token(gotify *g, const herald_message *m, herald_exchange *ex,
+                                 herald_result *res)
+{
+    const char *token = token_for(g, m);
+    if (!token) {
+        g->host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
+                        "the server is Gotify, but the channel has no token to check");
+        return HERALD_OK;
+    }
+    size_t cap = strlen(g->base) + 16;
+    char *url = malloc(cap);
+    if (!url)
+        return HERALD_E_NOMEM;
+    snprintf(url, cap, "%s/message", g->base);
+    g->host->http_request(ex, "POST", url);
+    g->host->http_header(ex, "Content-Type", "application/json");
+    g->host->http_header(ex, "X-Gotify-Key", token);
+    g->host->http_body(ex, "{}", 2);
+    g->host->set_timeout_ms(ex, g->timeout_ms);
+    g->host->set_tls(ex, g->ca_file, g->insecure);
+    free(url);
+    g->host->result(res, HERALD_VERDICT_CONTINUE, HERALD_OK, "checking the token");
+    return HERALD_OK;
+}
+
+/* Gotify's error text: errorDescription of {"error","errorCode","errorDescription"}. */
+static void error_text(const herald_host *h, const herald_response *r, char *out, size_t outlen)
+{
+    size_t len;
+    const char *body = h->response_body(r, &len);
+    json_t *o = json_loadb(body, len, 0, NULL);
+    const char *d = json_string_value(json_object_get(o, "errorDescription"));
+    if (d) {
+        snprintf(out, outlen, "%s", d);
+    } else {
+        size_t k = 0;
+        for (size_t i = 0; i < len && k + 1 < outlen && i < EXCERPT_MAX; i++)
+            out[k++] = (unsigned char)body[i] < 0x20 ? ' ' : body[i];
+        out[k] = '\0';
+    }
+    json_decref(o);
+}
+
+static herald_status interpret(void *state, const herald_message *m, const herald_response *r,
+                               herald_exchange *ex, herald_result *res)
+{
+    gotify *g = state;
+    const herald_host *h = g->host;
+    herald_status ts = h->response_transport(r);
+    long code = h->response_code(r);
+    int testing = h->exchange_purpose(ex) == HERALD_PURPOSE_TEST;
+    int step = h->exchange_step(ex);
+    char why[EXCERPT_MAX + 1];
+
+    if (ts != HERALD_OK) {
+        h->result(res, h->retryable(ts) ? HERALD_VERDICT_RETRY : HERALD_VERDICT_FAILED, ts,
+                  "%s: %s", h->strerror(ts), h->response_error(r));
+        return HERALD_OK;
+    }
+    error_text(h, r, why, sizeof why);
+    if (testing && step == 0 && code == 200) {
+        size_t len;
+        const char *body = h->response_body(r, &len);
+        json_t *v = json_loadb(body, len, 0, NULL);
+        int is_gotify = json_is_string(json_object_get(v, "version"));
+        json_decref(v);
+        if (!is_gotify) {
+            h->result(res, HERALD_VERDICT_FAILED, HERALD_E_PROTOCOL,
+                      "%s/version did not answer like Gotify; check url", g->base);
+            return HERALD_OK;
+        }
+        return probe_token(g, m, ex, res);
+    }
+    if (testing && step == 1) {
+        if (code == 400) {
+            h->result(res, HERALD_VERDICT_OK, HERALD_OK,
+                      "Gotify reachable and the token accepted; nothing was stored");
+        } else if (code == 401 || code == 403) {
+            h->result(res, HERALD_VERDICT_FAILED, HERALD_E_AUTH,
+                      "HTTP %ld: Gotify rejected the token (%s); use an application token", code,
+                      why);
+        } else {
+            h->result(res, code >= 500 ? HERALD_VERDICT_RETRY : HERALD_VERDICT_FAILED,
+                      code >= 500 ? HERALD_E_SERVER : HERALD_E_PROTOCOL,
+                      "HTTP %ld to an empty message; expected 400 or 401: %s", code, why);
+        }
+        return HERALD_OK;
+    }
+    if (code == 200) {
+        size_t len;
+        const char *body = h->response_body(r, &len);
+        json_t *o = json_loadb(body, len, 0, NULL);
+        json_int_t id = json_integer_value(json_object_get(o, "id"));
+        json_decref(o);
+        h->result(res, HERALD_VERDICT_OK, HERALD_OK, "Gotify message %lld%s", (long long)id,
+                  testing ? "; a real test message was sent" : "");
+    } else if (code >= 300 && code < 400) {
+        const char *loc = h->response_header(r, "Location");
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_REDIRECT,
+                  "HTTP %ld redirect to %s; set url to the final address", code,
+                  loc ? loc : "(no Location)");
+    } else if (code == 401 || code == 403) {
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_AUTH,
+                  "HTTP %ld: Gotify rejected the token (%s); use an application token", code,
+                  why);
+    } else if (code == 404) {
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_NOT_FOUND,
+                  "HTTP 404 (%s): no Gotify API at %s; check url", why, g->base);
+    } else if (code == 408 || code == 429 || code >= 500) {
+        const char *ra = h->response_header(r, "Retry-After");
+        long long at = ra ? h->parse_retry_after(ra, h->now_ms()) : -1;
+        h->result(res, HERALD_VERDICT_RETRY,
+                  code == 429 ? HERALD_E_RATE_LIMITED
+                  : code == 408 ? HERALD_E_TIMEOUT
+                                : HERALD_E_SERVER,
+                  "HTTP %ld: %s", code, why);
+        if (at >= 0)
+            h->result_retry_at(res, at);
+    } else if (code >= 400 && code < 500) {
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_REJECTED, "HTTP %ld: %s", code, why);
+    } else {
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_PROTOCOL, "unexpected HTTP status %ld",
+                  code);
+    }
+    return HERALD_OK;
+}
+
+HERALD_PLUGIN_DEFINE(
+    .name = "gotify",
+    .version = "1.0.0",
+    .description = "Gotify push notifications (application token, priority from severity)",
+    .schemes = schemes,
+    .settings = settings,
+    .flags = 0,
+    .create = create,
+    .from_url = from_url,
+    .send = send,
+    .interpret = interpret,
+    .test = test,
+    .destroy = destroy,
+);
