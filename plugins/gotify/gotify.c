@@ -10,6 +10,8 @@
 
 #include <herald/plugin.h>
 
+#include "../common/http.h"
+
 #define DEFAULT_TIMEOUT_S 10
 #define EXCERPT_MAX 200
 #define NSEV 6
@@ -344,11 +346,6 @@ static herald_status interpret(void *state, const herald_message *m, const heral
         json_decref(o);
         h->result(res, HERALD_VERDICT_OK, HERALD_OK, "Gotify message %lld%s", (long long)id,
                   testing ? "; a real test message was sent" : "");
-    } else if (code >= 300 && code < 400) {
-        const char *loc = h->response_header(r, "Location");
-        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_REDIRECT,
-                  "HTTP %ld redirect to %s; set url to the final address", code,
-                  loc ? loc : "(no Location)");
     } else if (code == 401 || code == 403) {
         h->result(res, HERALD_VERDICT_FAILED, HERALD_E_AUTH,
                   "HTTP %ld: Gotify rejected the token (%s); use an application token", code,
@@ -356,21 +353,8 @@ static herald_status interpret(void *state, const herald_message *m, const heral
     } else if (code == 404) {
         h->result(res, HERALD_VERDICT_FAILED, HERALD_E_NOT_FOUND,
                   "HTTP 404 (%s): no Gotify API at %s; check url", why, g->base);
-    } else if (code == 408 || code == 429 || code >= 500) {
-        const char *ra = h->response_header(r, "Retry-After");
-        long long at = ra ? h->parse_retry_after(ra, h->now_ms()) : -1;
-        h->result(res, HERALD_VERDICT_RETRY,
-                  code == 429 ? HERALD_E_RATE_LIMITED
-                  : code == 408 ? HERALD_E_TIMEOUT
-                                : HERALD_E_SERVER,
-                  "HTTP %ld: %s", code, why);
-        if (at >= 0)
-            h->result_retry_at(res, at);
-    } else if (code >= 400 && code < 500) {
-        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_REJECTED, "HTTP %ld: %s", code, why);
     } else {
-        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_PROTOCOL, "unexpected HTTP status %ld",
-                  code);
+        http_classify(h, r, res, why, "check token", "check url");
     }
     return HERALD_OK;
 }

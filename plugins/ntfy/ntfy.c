@@ -1,0 +1,456 @@
+/* ntfy.c - the ntfy channel: JSON publish to {base}/ with topic, title, message, priority
+ * from severity, tags, click and Markdown; bodies over ntfy's 4,096 bytes are split into
+ * numbered messages or truncated with a visible marker (CONTRACTS.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include <herald/plugin.h>
+
+#include "../common/http.h"
+
+#define DEFAULT_TIMEOUT_S 10
+#define EXCERPT_MAX 200
+#define NSEV 6
+#define MESSAGE_MAX 4096
+#define MAX_PARTS 8 /* the host runs at most 8 steps per attempt */
+#define TRUNCATED " [...] (truncated by herald)"
+
+enum overflow { OVERFLOW_SPLIT, OVERFLOW_TRUNCATE, OVERFLOW_UPSTREAM };
+
+typedef struct ntfy {
+    const herald_host *host;
+    herald_channel *ch;
+    char *base; /* http(s)://host[:port][/path], no trailing slash */
+    char *topic;
+    char *token; /* access token (Bearer) */
+    char *basic; /* "Basic ..." from user:password */
+    int priority[NSEV];
+    char *tags;  /* comma-separated */
+    int markdown;
+    char *click_field;
+    enum overflow overflow;
+    long long timeout_ms;
+    char *ca_file;
+    int insecure;
+} ntfy;
+
+static const herald_setting_spec settings[] = {
+    {"url", HERALD_SETTING_STRING, HERALD_SETTING_REQUIRED, 0, 0,
+     "ntfy server, http(s)://host[:port][/path]"},
+    {"topic", HERALD_SETTING_STRING, HERALD_SETTING_REQUIRED, 0, 0, "topic to publish to"},
+    {"token", HERALD_SETTING_STRING, HERALD_SETTING_SECRET, 0, 0,
+     "access token (tk_...), sent as Authorization: Bearer"},
+    {"user", HERALD_SETTING_STRING, 0, 0, 0, "user for Basic authentication"},
+    {"password", HERALD_SETTING_STRING, HERALD_SETTING_SECRET, 0, 0, "password for user"},
+    {"priorities", HERALD_SETTING_MAP, 0, 0, 0,
+     "priority per severity, 1 (min) to 5 (urgent), e.g. { warning = 4; }"},
+    {"tags", HERALD_SETTING_STRING, 0, 0, 0, "comma-separated tags (emoji short codes work)"},
+    {"markdown", HERALD_SETTING_BOOL, 0, 0, 0, "render the body as Markdown (true)"},
+    {"click_field", HERALD_SETTING_STRING, 0, 0, 0, "event field with the click URL (url)"},
+    {"overflow", HERALD_SETTING_STRING, 0, 0, 0,
+     "body over 4,096 bytes: split (default), truncate or upstream"},
+    {"timeout", HERALD_SETTING_INT, 0, 1, 300, "seconds before the attempt is abandoned (10)"},
+    {"ca_file", HERALD_SETTING_STRING, 0, 0, 0, "PEM file of CAs trusted for this server"},
+    {"insecure", HERALD_SETTING_BOOL, 0, 0, 0, "skip TLS verification (never in production)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const char *const schemes[] = {"ntfy", "ntfys", NULL};
+
+static const int default_priority[NSEV] = {1, 2, 3, 4, 4, 5};
+static const char *const severity_names[NSEV] = {"debug", "info", "notice",
+                                                 "warning", "error", "critical"};
+
+static char *dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void destroy(void *state)
+{
+    ntfy *n = state;
+    if (!n)
+        return;
+    free(n->base);
+    free(n->topic);
+    free(n->token);
+    free(n->basic);
+    free(n->tags);
+    free(n->click_field);
+    free(n->ca_file);
+    free(n);
+}
+
+static herald_status fail_config(const herald_host *host, herald_result *res, ntfy *n,
+                                 const char *msg)
+{
+    host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG, "%s", msg);
+    destroy(n);
+    return HERALD_E_CONFIG;
+}
+
+static herald_status create(const herald_host *host, herald_channel *ch, const herald_settings *s,
+                            void **state, herald_result *res)
+{
+    ntfy *n = calloc(1, sizeof *n);
+    if (!n)
+        return HERALD_E_NOMEM;
+    n->host = host;
+    n->ch = ch;
+    const char *url = host->setting_string(s, "url");
+    herald_url_parts parts = {.struct_size = sizeof parts};
+    if ((strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) ||
+        host->url_split(url, &parts) != HERALD_OK)
+        return fail_config(host, res, n, "url must be http(s)://host[:port][/path] of the ntfy "
+                                         "server");
+    host->url_free(&parts);
+    n->base = dup(url);
+    size_t len = n->base ? strlen(n->base) : 0;
+    while (len > 0 && n->base[len - 1] == '/')
+        n->base[--len] = '\0';
+    const char *topic = host->setting_string(s, "topic");
+    if (!*topic || strpbrk(topic, "/?#& "))
+        return fail_config(host, res, n, "topic must be a plain name (letters, digits, - and _)");
+    n->topic = dup(topic);
+    n->token = dup(host->setting_string(s, "token"));
+    if (n->token)
+        host->add_secret(ch, n->token);
+    const char *user = host->setting_string(s, "user");
+    const char *pass = host->setting_string(s, "password");
+    if (user && n->token)
+        return fail_config(host, res, n, "give either token or user and password, not both");
+    if (user) {
+        size_t cap = strlen(user) + (pass ? strlen(pass) : 0) + 2;
+        char *cred = malloc(cap);
+        char *b64 = NULL;
+        if (cred) {
+            snprintf(cred, cap, "%s:%s", user, pass ? pass : "");
+            b64 = host->base64(cred, strlen(cred));
+            free(cred);
+        }
+        if (b64 && (n->basic = malloc(strlen(b64) + 7)))
+            snprintf(n->basic, strlen(b64) + 7, "Basic %s", b64);
+        if (b64) {
+            host->add_secret(ch, b64);
+            host->free(b64);
+        }
+        if (pass)
+            host->add_secret(ch, pass);
+    }
+    memcpy(n->priority, default_priority, sizeof n->priority);
+    size_t np = host->setting_count(s, "priorities");
+    for (size_t i = 0; i < np; i++) {
+        const char *name;
+        const char *value = host->setting_item(s, "priorities", i, &name);
+        int k = -1;
+        for (int j = 0; j < NSEV; j++)
+            if (name && strcmp(name, severity_names[j]) == 0)
+                k = j;
+        char *end;
+        long v = value ? strtol(value, &end, 10) : 0;
+        if (k < 0 || !value || *end || v < 1 || v > 5)
+            return fail_config(host, res, n,
+                               "priorities must map severities (debug ... critical) to 1-5, "
+                               "e.g. priorities = { warning = 4; }");
+        n->priority[k] = (int)v;
+    }
+    n->tags = dup(host->setting_string(s, "tags"));
+    n->markdown = 1;
+    host->setting_bool(s, "markdown", &n->markdown);
+    const char *click = host->setting_string(s, "click_field");
+    n->click_field = dup(click ? click : "url");
+    const char *of = host->setting_string(s, "overflow");
+    if (!of || !strcmp(of, "split"))
+        n->overflow = OVERFLOW_SPLIT;
+    else if (!strcmp(of, "truncate"))
+        n->overflow = OVERFLOW_TRUNCATE;
+    else if (!strcmp(of, "upstream"))
+        n->overflow = OVERFLOW_UPSTREAM;
+    else
+        return fail_config(host, res, n, "overflow must be split, truncate or upstream");
+    long long timeout = DEFAULT_TIMEOUT_S;
+    host->setting_int(s, "timeout", &timeout);
+    n->timeout_ms = timeout * 1000;
+    n->ca_file = dup(host->setting_string(s, "ca_file"));
+    host->setting_bool(s, "insecure", &n->insecure);
+    if (n->insecure)
+        host->log(ch, HERALD_LOG_WARNING, "TLS verification is off (insecure = true)");
+    if (!n->base || !n->topic || !n->click_field || (user && !n->basic)) {
+        destroy(n);
+        return HERALD_E_NOMEM;
+    }
+    *state = n;
+    return HERALD_OK;
+}
+
+/* ntfy://[token@|user:password@]host[:port][/path]/topic (ntfys:// for https). */
+static herald_status from_url(const herald_host *host, const char *url,
+                              herald_settings_builder *b, herald_result *res)
+{
+    herald_url_parts u = {.struct_size = sizeof u};
+    herald_status st = host->url_split(url, &u);
+    const char *path = st == HERALD_OK && u.path ? u.path : "";
+    const char *slash = strrchr(path, '/');
+    if (st != HERALD_OK || !slash || !slash[1]) {
+        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_INVALID,
+                     "expected ntfy://[token@]host[:port]/topic");
+        if (st == HERALD_OK)
+            host->url_free(&u);
+        return HERALD_E_INVALID;
+    }
+    size_t cap = strlen(url) + 16;
+    char *base = malloc(cap);
+    if (!base) {
+        host->url_free(&u);
+        return HERALD_E_NOMEM;
+    }
+    snprintf(base, cap, "%s://%s%s%s%.*s", strcmp(u.scheme, "ntfys") == 0 ? "https" : "http",
+             u.host, u.port ? ":" : "", u.port ? u.port : "", (int)(slash - path), path);
+    st = host->settings_put(b, "url", base);
+    if (st == HERALD_OK)
+        st = host->settings_put(b, "topic", slash + 1);
+    if (st == HERALD_OK && u.user && u.password) {
+        st = host->settings_put(b, "user", u.user);
+        if (st == HERALD_OK)
+            st = host->settings_put(b, "password", u.password);
+    } else if (st == HERALD_OK && u.user) {
+        st = host->settings_put(b, "token", u.user);
+    }
+    free(base);
+    host->url_free(&u);
+    return st;
+}
+
+/* Bytes of s (len bytes) that fit in max without cutting a UTF-8 sequence,
+ * preferring to end after a newline or a space in the last quarter. */
+static size_t cut_at(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    for (size_t k = n; k > max - max / 4; k--)
+        if (s[k - 1] == '\n' || s[k - 1] == ' ')
+            return k;
+    return n;
+}
+
+/* The message of part `part` (0-based) of `parts`; *parts is computed on the
+ * first call. Returned text is malloc'd. */
+static char *message_part(ntfy *n, const char *body, int part, int *parts)
+{
+    size_t len = strlen(body);
+    if (len <= MESSAGE_MAX || n->overflow == OVERFLOW_UPSTREAM) {
+        *parts = 1;
+        return dup(body);
+    }
+    if (n->overflow == OVERFLOW_TRUNCATE) {
+        *parts = 1;
+        size_t keep = cut_at(body, len, MESSAGE_MAX - strlen(TRUNCATED));
+        char *out = malloc(keep + strlen(TRUNCATED) + 1);
+        if (out) {
+            memcpy(out, body, keep);
+            strcpy(out + keep, TRUNCATED);
+        }
+        return out;
+    }
+    /* Split: every part fits; the last part says how many there were not. */
+    const char *p = body;
+    size_t left = len;
+    int count = 0;
+    char *mine = NULL;
+    while (left > 0 && count < MAX_PARTS) {
+        size_t take = count == MAX_PARTS - 1 ? cut_at(p, left, MESSAGE_MAX - strlen(TRUNCATED))
+                                             : cut_at(p, left, MESSAGE_MAX);
+        if (take == 0)
+            take = left < MESSAGE_MAX ? left : MESSAGE_MAX;
+        int last_allowed = count == MAX_PARTS - 1 && take < left;
+        if (count == part) {
+            mine = malloc(take + strlen(TRUNCATED) + 1);
+            if (mine) {
+                memcpy(mine, p, take);
+                strcpy(mine + take, last_allowed ? TRUNCATED : "");
+            }
+        }
+        p += take;
+        left -= take;
+        count++;
+    }
+    *parts = count;
+    return mine;
+}
+
+static herald_status publish(ntfy *n, const herald_message *m, int part, herald_exchange *ex,
+                             int *parts)
+{
+    const herald_host *h = n->host;
+    const char *title = h->msg_get(m, HERALD_MSG_TITLE);
+    const char *body = h->msg_get(m, HERALD_MSG_BODY);
+    char *msg = message_part(n, body && *body ? body : (title ? title : ""), part, parts);
+    if (!msg)
+        return HERALD_E_NOMEM;
+    char numbered[1200];
+    if (*parts > 1)
+        snprintf(numbered, sizeof numbered, "%s (%d/%d)", title ? title : "", part + 1, *parts);
+    herald_severity sev = h->msg_severity(m);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i}", "topic", n->topic, "title",
+                          *parts > 1 ? numbered : (title ? title : ""), "message", msg,
+                          "priority", n->priority[(unsigned)sev < NSEV ? (unsigned)sev : NSEV - 1]);
+    free(msg);
+    if (n->tags && *n->tags) {
+        json_t *tags = json_array();
+        char *copy = dup(n->tags), *save = NULL;
+        for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
+             t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ')
+                t++;
+            if (*t)
+                json_array_append_new(tags, json_string(t));
+        }
+        free(copy);
+        json_object_set_new(o, "tags", tags);
+    }
+    const char *click = h->msg_field_get(m, n->click_field);
+    if (click && *click)
+        json_object_set_new(o, "click", json_string(click));
+    if (n->markdown)
+        json_object_set_new(o, "markdown", json_true());
+    char *json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!json)
+        return HERALD_E_NOMEM;
+    char url[2048];
+    snprintf(url, sizeof url, "%s/", n->base);
+    h->http_request(ex, "POST", url);
+    h->http_header(ex, "Content-Type", "application/json");
+    if (n->token) {
+        char auth[1024];
+        snprintf(auth, sizeof auth, "Bearer %s", n->token);
+        h->http_header(ex, "Authorization", auth);
+    } else if (n->basic) {
+        h->http_header(ex, "Authorization", n->basic);
+    }
+    h->http_body(ex, json, strlen(json));
+    h->set_timeout_ms(ex, n->timeout_ms);
+    h->set_tls(ex, n->ca_file, n->insecure);
+    free(json);
+    return HERALD_OK;
+}
+
+static herald_status send(void *state, const herald_message *m, herald_exchange *ex,
+                          herald_result *res)
+{
+    int parts;
+    return publish(state, m, 0, ex, &parts);
+}
+
+static herald_status test(void *state, unsigned flags, const herald_message *m,
+                          herald_exchange *ex, herald_result *res)
+{
+    ntfy *n = state;
+    if (flags & HERALD_TEST_SEND)
+        return send(n, m, ex, res);
+    char url[2048];
+    snprintf(url, sizeof url, "%s/v1/health", n->base);
+    n->host->http_request(ex, "GET", url);
+    n->host->set_timeout_ms(ex, n->timeout_ms);
+    n->host->set_tls(ex, n->ca_file, n->insecure);
+    return HERALD_OK;
+}
+
+/* ntfy's error text: "error" of {"code","http","error"}. */
+static void error_text(const herald_host *h, const herald_response *r, char *out, size_t outlen)
+{
+    size_t len;
+    const char *body = h->response_body(r, &len);
+    json_t *o = json_loadb(body, len, 0, NULL);
+    const char *e = json_string_value(json_object_get(o, "error"));
+    json_int_t code = json_integer_value(json_object_get(o, "code"));
+    if (e) {
+        snprintf(out, outlen, "%s (ntfy code %lld)", e, (long long)code);
+    } else {
+        size_t k = 0;
+        for (size_t i = 0; i < len && k + 1 < outlen && i < EXCERPT_MAX; i++)
+            out[k++] = (unsigned char)body[i] < 0x20 ? ' ' : body[i];
+        out[k] = '\0';
+    }
+    json_decref(o);
+}
+
+static herald_status interpret(void *state, const herald_message *m, const herald_response *r,
+                               herald_exchange *ex, herald_result *res)
+{
+    ntfy *n = state;
+    const herald_host *h = n->host;
+    long code = h->response_code(r);
+    int testing = h->exchange_purpose(ex) == HERALD_PURPOSE_TEST;
+    char why[EXCERPT_MAX + 64];
+    error_text(h, r, why, sizeof why);
+    if (h->response_transport(r) == HERALD_OK && code == 200) {
+        if (testing) { /* the answer to /v1/health, unless a real test was asked for */
+            size_t len;
+            const char *body = h->response_body(r, &len);
+            json_t *o = json_loadb(body, len, 0, NULL);
+            json_t *healthy = json_object_get(o, "healthy");
+            int is_health = healthy != NULL, ok = json_is_true(healthy);
+            json_decref(o);
+            if (is_health) {
+                h->result(res, ok ? HERALD_VERDICT_OK : HERALD_VERDICT_FAILED,
+                          ok ? HERALD_OK : HERALD_E_SERVER,
+                          ok ? "ntfy reachable and healthy; nothing was sent"
+                             : "ntfy answers but reports itself unhealthy");
+                return HERALD_OK;
+            }
+        }
+        int parts = 1;
+        int step = h->exchange_step(ex);
+        if (m) {
+            char *probe = message_part(n, h->msg_get(m, HERALD_MSG_BODY) &&
+                                               *h->msg_get(m, HERALD_MSG_BODY)
+                                           ? h->msg_get(m, HERALD_MSG_BODY)
+                                           : h->msg_get(m, HERALD_MSG_TITLE),
+                                       0, &parts);
+            free(probe);
+        }
+        if (step + 1 < parts) {
+            herald_status st = publish(n, m, step + 1, ex, &parts);
+            if (st != HERALD_OK)
+                return st;
+            h->result(res, HERALD_VERDICT_CONTINUE, HERALD_OK, "part %d of %d sent", step + 1,
+                      parts);
+            return HERALD_OK;
+        }
+        h->result(res, HERALD_VERDICT_OK, HERALD_OK, "published to %s%s%s", n->topic,
+                  parts > 1 ? " in several messages" : "",
+                  testing ? "; a real test message was sent" : "");
+        return HERALD_OK;
+    }
+    if (code == 413) {
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_REJECTED,
+                  "HTTP 413: %s; set overflow = split or truncate", why);
+        return HERALD_OK;
+    }
+    http_classify(h, r, res, why, "check token, or user and password",
+                  "check url and topic");
+    return HERALD_OK;
+}
+
+HERALD_PLUGIN_DEFINE(
+    .name = "ntfy",
+    .version = "1.0.0",
+    .description = "ntfy push notifications (topic, priority from severity, Markdown)",
+    .schemes = schemes,
+    .settings = settings,
+    .flags = 0,
+    .create = create,
+    .from_url = from_url,
+    .send = send,
+    .interpret = interpret,
+    .test = test,
+    .destroy = destroy,
+);
