@@ -3,7 +3,64 @@
 #ifndef HERALD_PLUGIN_COMMON_HTTP_H
 #define HERALD_PLUGIN_COMMON_HTTP_H
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <herald/plugin.h>
+
+#define HTTP_NSEV 6
+static const char *const http_severity_names[HTTP_NSEV] = {"debug", "info", "notice",
+                                                           "warning", "error", "critical"};
+
+/* Read a severity -> number map setting over defaults; 0 when an entry is not
+ * a severity or not a number from lo to hi. */
+static int http_priorities(const herald_host *h, const herald_settings *s, const char *name,
+                           int out[HTTP_NSEV], long lo, long hi)
+{
+    size_t n = h->setting_count(s, name);
+    for (size_t i = 0; i < n; i++) {
+        const char *key;
+        const char *value = h->setting_item(s, name, i, &key);
+        int k = -1;
+        for (int j = 0; j < HTTP_NSEV; j++)
+            if (key && strcmp(key, http_severity_names[j]) == 0)
+                k = j;
+        char *end;
+        long v = value ? strtol(value, &end, 10) : lo - 1;
+        if (k < 0 || !value || *end || v < lo || v > hi)
+            return 0;
+        out[k] = (int)v;
+    }
+    return 1;
+}
+
+/* Apprise-style SCHEME://[creds@]host[:port][/path]/LAST (SCHEME ending in
+ * 's' means https): puts url = http(s)://host[:port][/path] and `last_name` =
+ * LAST. u is split by the caller and stays its to free. */
+static herald_status http_url_base_last(const herald_host *h, const herald_url_parts *u,
+                                        const char *tls_scheme, herald_settings_builder *b,
+                                        const char *last_name, herald_result *res,
+                                        const char *form)
+{
+    const char *path = u->path ? u->path : "";
+    const char *slash = strrchr(path, '/');
+    if (!slash || !slash[1]) {
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_INVALID, "expected %s", form);
+        return HERALD_E_INVALID;
+    }
+    size_t cap = strlen(u->host) + (u->port ? strlen(u->port) : 0) + strlen(path) + 16;
+    char *base = malloc(cap);
+    if (!base)
+        return HERALD_E_NOMEM;
+    snprintf(base, cap, "%s://%s%s%s%.*s", strcmp(u->scheme, tls_scheme) == 0 ? "https" : "http",
+             u->host, u->port ? ":" : "", u->port ? u->port : "", (int)(slash - path), path);
+    herald_status st = h->settings_put(b, "url", base);
+    if (st == HERALD_OK)
+        st = h->settings_put(b, last_name, slash + 1);
+    free(base);
+    return st;
+}
 
 /* The classes every HTTP service shares, after the plugin handled what is
  * special to its service: transport errors (retried when retryable), 3xx (not

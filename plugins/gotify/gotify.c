@@ -14,7 +14,7 @@
 
 #define DEFAULT_TIMEOUT_S 10
 #define EXCERPT_MAX 200
-#define NSEV 6
+#define NSEV HTTP_NSEV
 
 typedef struct gotify {
     const herald_host *host;
@@ -49,8 +49,6 @@ static const char *const schemes[] = {"gotify", "gotifys", NULL};
 
 /* Gotify clients treat >= 8 as high priority and 4-7 as normal. */
 static const int default_priority[NSEV] = {0, 2, 4, 6, 8, 10};
-static const char *const severity_names[NSEV] = {"debug", "info", "notice",
-                                                 "warning", "error", "critical"};
 
 static char *dup(const char *s)
 {
@@ -95,24 +93,12 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     if (g->token)
         host->add_secret(ch, g->token);
     memcpy(g->priority, default_priority, sizeof g->priority);
-    size_t np = host->setting_count(s, "priorities");
-    for (size_t i = 0; i < np; i++) {
-        const char *name;
-        const char *value = host->setting_item(s, "priorities", i, &name);
-        int k = -1;
-        for (int j = 0; j < NSEV; j++)
-            if (name && strcmp(name, severity_names[j]) == 0)
-                k = j;
-        char *end;
-        long v = value ? strtol(value, &end, 10) : -1;
-        if (k < 0 || !value || *end || v < 0 || v > 10) {
-            host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
-                         "priorities: '%s' must be a severity (debug ... critical) mapped to "
-                         "0-10, e.g. priorities = { critical = 10; }", name ? name : "?");
-            destroy(g);
-            return HERALD_E_CONFIG;
-        }
-        g->priority[k] = (int)v;
+    if (!http_priorities(host, s, "priorities", g->priority, 0, 10)) {
+        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
+                     "priorities must map severities (debug ... critical) to 0-10, e.g. "
+                     "priorities = { critical = 10; }");
+        destroy(g);
+        return HERALD_E_CONFIG;
     }
     g->markdown = 1;
     host->setting_bool(s, "markdown", &g->markdown);
@@ -138,28 +124,13 @@ static herald_status from_url(const herald_host *host, const char *url,
                               herald_settings_builder *b, herald_result *res)
 {
     herald_url_parts u = {.struct_size = sizeof u};
-    herald_status st = host->url_split(url, &u);
-    const char *path = st == HERALD_OK && u.path ? u.path : "";
-    const char *slash = strrchr(path, '/');
-    if (st != HERALD_OK || !slash || !slash[1]) {
+    if (host->url_split(url, &u) != HERALD_OK) {
         host->result(res, HERALD_VERDICT_FAILED, HERALD_E_INVALID,
                      "expected gotify://host[:port][/path]/TOKEN");
-        if (st == HERALD_OK)
-            host->url_free(&u);
         return HERALD_E_INVALID;
     }
-    size_t cap = strlen(url) + 16;
-    char *base = malloc(cap);
-    if (!base) {
-        host->url_free(&u);
-        return HERALD_E_NOMEM;
-    }
-    snprintf(base, cap, "%s://%s%s%s%.*s", strcmp(u.scheme, "gotifys") == 0 ? "https" : "http",
-             u.host, u.port ? ":" : "", u.port ? u.port : "", (int)(slash - path), path);
-    st = host->settings_put(b, "url", base);
-    if (st == HERALD_OK)
-        st = host->settings_put(b, "token", slash + 1);
-    free(base);
+    herald_status st = http_url_base_last(host, &u, "gotifys", b, "token", res,
+                                          "gotify://host[:port][/path]/TOKEN");
     host->url_free(&u);
     return st;
 }

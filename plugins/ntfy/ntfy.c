@@ -14,7 +14,7 @@
 
 #define DEFAULT_TIMEOUT_S 10
 #define EXCERPT_MAX 200
-#define NSEV 6
+#define NSEV HTTP_NSEV
 #define MESSAGE_MAX 4096
 #define MAX_PARTS 8 /* the host runs at most 8 steps per attempt */
 #define TRUNCATED " [...] (truncated by herald)"
@@ -62,8 +62,6 @@ static const herald_setting_spec settings[] = {
 static const char *const schemes[] = {"ntfy", "ntfys", NULL};
 
 static const int default_priority[NSEV] = {1, 2, 3, 4, 4, 5};
-static const char *const severity_names[NSEV] = {"debug", "info", "notice",
-                                                 "warning", "error", "critical"};
 
 static char *dup(const char *s)
 {
@@ -142,22 +140,10 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
             host->add_secret(ch, pass);
     }
     memcpy(n->priority, default_priority, sizeof n->priority);
-    size_t np = host->setting_count(s, "priorities");
-    for (size_t i = 0; i < np; i++) {
-        const char *name;
-        const char *value = host->setting_item(s, "priorities", i, &name);
-        int k = -1;
-        for (int j = 0; j < NSEV; j++)
-            if (name && strcmp(name, severity_names[j]) == 0)
-                k = j;
-        char *end;
-        long v = value ? strtol(value, &end, 10) : 0;
-        if (k < 0 || !value || *end || v < 1 || v > 5)
-            return fail_config(host, res, n,
-                               "priorities must map severities (debug ... critical) to 1-5, "
-                               "e.g. priorities = { warning = 4; }");
-        n->priority[k] = (int)v;
-    }
+    if (!http_priorities(host, s, "priorities", n->priority, 1, 5))
+        return fail_config(host, res, n,
+                           "priorities must map severities (debug ... critical) to 1-5, "
+                           "e.g. priorities = { warning = 4; }");
     n->tags = dup(host->setting_string(s, "tags"));
     n->markdown = 1;
     host->setting_bool(s, "markdown", &n->markdown);
@@ -191,28 +177,13 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
 static herald_status from_url(const herald_host *host, const char *url,
                               herald_settings_builder *b, herald_result *res)
 {
+    const char *form = "ntfy://[token@]host[:port]/topic";
     herald_url_parts u = {.struct_size = sizeof u};
-    herald_status st = host->url_split(url, &u);
-    const char *path = st == HERALD_OK && u.path ? u.path : "";
-    const char *slash = strrchr(path, '/');
-    if (st != HERALD_OK || !slash || !slash[1]) {
-        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_INVALID,
-                     "expected ntfy://[token@]host[:port]/topic");
-        if (st == HERALD_OK)
-            host->url_free(&u);
+    if (host->url_split(url, &u) != HERALD_OK) {
+        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_INVALID, "expected %s", form);
         return HERALD_E_INVALID;
     }
-    size_t cap = strlen(url) + 16;
-    char *base = malloc(cap);
-    if (!base) {
-        host->url_free(&u);
-        return HERALD_E_NOMEM;
-    }
-    snprintf(base, cap, "%s://%s%s%s%.*s", strcmp(u.scheme, "ntfys") == 0 ? "https" : "http",
-             u.host, u.port ? ":" : "", u.port ? u.port : "", (int)(slash - path), path);
-    st = host->settings_put(b, "url", base);
-    if (st == HERALD_OK)
-        st = host->settings_put(b, "topic", slash + 1);
+    herald_status st = http_url_base_last(host, &u, "ntfys", b, "topic", res, form);
     if (st == HERALD_OK && u.user && u.password) {
         st = host->settings_put(b, "user", u.user);
         if (st == HERALD_OK)
@@ -220,7 +191,6 @@ static herald_status from_url(const herald_host *host, const char *url,
     } else if (st == HERALD_OK && u.user) {
         st = host->settings_put(b, "token", u.user);
     }
-    free(base);
     host->url_free(&u);
     return st;
 }
