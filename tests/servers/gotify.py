@@ -17,10 +17,10 @@ auth may post too but needs "appid" in the body. Only the Python standard librar
 
 import base64
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from fakehttp import FakeServer, JsonHandler
 
 UNAUTHORIZED = {"error": "Unauthorized", "errorCode": 401,
                 "errorDescription": "you need to provide a valid access token or user "
@@ -32,30 +32,7 @@ MESSAGE_REQUIRED = {"error": "Bad Request", "errorCode": 400,
                     "errorDescription": "Field 'message' is required"}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 256
-
-    def __init__(self, fake):
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def _send(self, code, obj):
-        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Handler(JsonHandler):
     def _token(self, query):
         t = (parse_qs(query).get("token") or [None])[0]
         t = t or self.headers.get("X-Gotify-Key")
@@ -70,70 +47,63 @@ class _Handler(BaseHTTPRequestHandler):
                 basic = ""
         return t, basic
 
-    def _handle(self):
-        fake = self.server.fake
-        u = urlsplit(self.path)
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        fake._log({"method": self.command, "path": u.path, "query": u.query,
-                   "headers": {k.lower(): v for k, v in self.headers.items()},
-                   "body": body.decode("utf-8", "replace"), "t": time.time()})
+    def respond(self, fake, method, u, body):
         token, basic = self._token(u.query)
-        if self.command == "GET" and u.path == "/version":
-            return self._send(200, {"version": "%d.0.0" % fake.version,
+        if method == "GET" and u.path == "/version":
+            return self.send_json(200, {"version": "%d.0.0" % fake.version,
                                     "commit": "0123456789abcdef",
                                     "buildDate": "2026-01-01T00:00:00Z"})
-        if self.command == "GET" and u.path == "/health":
-            return self._send(200 if fake.healthy else 500,
+        if method == "GET" and u.path == "/health":
+            return self.send_json(200 if fake.healthy else 500,
                               {"health": "green" if fake.healthy else "red",
                                "database": "green" if fake.healthy else "red"})
-        if self.command == "GET" and u.path in ("/application", "/current/user"):
+        if method == "GET" and u.path in ("/application", "/current/user"):
             # An application token can call nothing else that needs auth.
             if token in fake.client_tokens:
-                return self._send(200, [] if u.path == "/application" else {"id": 1})
-            return self._send(401, UNAUTHORIZED)
-        if u.path != "/message" or self.command != "POST":
-            return self._send(404, NOT_FOUND)
+                return self.send_json(200, [] if u.path == "/application" else {"id": 1})
+            return self.send_json(401, UNAUTHORIZED)
+        if u.path != "/message" or method != "POST":
+            return self.send_json(404, NOT_FOUND)
         app = fake.app_tokens.get(token)
         via_client = token in fake.client_tokens or (basic is not None and
                                                        basic in fake.users)
         if app is None:
             if fake.version < 3 or not via_client:
                 if basic is not None and not token and basic in fake.users:
-                    return self._send(403, FORBIDDEN)
-                return self._send(401, UNAUTHORIZED)
-        with fake._lock:
+                    return self.send_json(403, FORBIDDEN)
+                return self.send_json(401, UNAUTHORIZED)
+        with fake.lock:
             forced = fake._fail.pop(0) if fake._fail else None
         if forced:
-            return self._send(forced, {"error": "Internal Server Error", "errorCode": forced,
+            return self.send_json(forced, {"error": "Internal Server Error", "errorCode": forced,
                                        "errorDescription": "database is locked"})
         try:
             msg = json.loads(body.decode("utf-8")) if body else None
         except (ValueError, UnicodeDecodeError) as e:
-            return self._send(400, {"error": "Bad Request", "errorCode": 400,
+            return self.send_json(400, {"error": "Bad Request", "errorCode": 400,
                                     "errorDescription": str(e)})
         if not isinstance(msg, dict):
-            return self._send(400, {"error": "Bad Request", "errorCode": 400,
+            return self.send_json(400, {"error": "Bad Request", "errorCode": 400,
                                     "errorDescription": "json: cannot unmarshal into Go value "
                                                         "of type model.MessageExternal"})
         for key, kind, goname in (("message", str, "string"), ("title", str, "string"),
                                   ("priority", int, "int"), ("extras", dict, "map")):
             if key in msg and msg[key] is not None and (not isinstance(msg[key], kind) or
                                                          isinstance(msg[key], bool)):
-                return self._send(400, {
+                return self.send_json(400, {
                     "error": "Bad Request", "errorCode": 400,
                     "errorDescription": "json: cannot unmarshal %s into Go struct field "
                                         "MessageExternal.%s of type %s" % (
                                             type(msg[key]).__name__, key, goname)})
         if not msg.get("message"):
-            return self._send(400, MESSAGE_REQUIRED)
+            return self.send_json(400, MESSAGE_REQUIRED)
         if app is None:  # v3, client token or user: the app comes from the body
             if not isinstance(msg.get("appid"), int):
-                return self._send(400, {"error": "Bad Request", "errorCode": 400,
+                return self.send_json(400, {"error": "Bad Request", "errorCode": 400,
                                         "errorDescription": "Field 'appid' is required"})
             app = (msg["appid"], "app%d" % msg["appid"], 5)
         appid, appname, default_prio = app
-        with fake._lock:
+        with fake.lock:
             fake._next_id += 1
             out = {"id": fake._next_id, "appid": appid, "message": msg["message"],
                    "title": msg.get("title") or appname,
@@ -143,50 +113,27 @@ class _Handler(BaseHTTPRequestHandler):
             if msg.get("extras"):
                 out["extras"] = msg["extras"]
             fake._messages.append(out)
-        return self._send(200, out)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
+        return self.send_json(200, out)
 
 
-class FakeGotify:
+class FakeGotify(FakeServer):
+    handler = _Handler
+
     def __init__(self, app_tokens=None, client_tokens=None, users=None, version=2):
+        super().__init__()
         self.app_tokens = dict(app_tokens or {"AbCdEf.123": (1, "herald", 5)})
         self.client_tokens = set(client_tokens or ())
         self.users = set(users or ())  # "user:password" strings for Basic auth
         self.version = version
         self.healthy = True
-        self._lock = threading.Lock()
-        self._messages, self._requests, self._fail = [], [], []
+        self._messages, self._fail = [], []
         self._next_id = 0
         self._server = None
 
-    def __enter__(self):
-        self._server = _Server(self)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                         daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
-        return False
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
-
-    def _log(self, entry):
-        with self._lock:
-            self._requests.append(entry)
-
-    def requests(self):
-        with self._lock:
-            return list(self._requests)
-
     def messages(self):
-        with self._lock:
+        with self.lock:
             return list(self._messages)
 
     def fail_next(self, code, times=1):
-        with self._lock:
+        with self.lock:
             self._fail.extend([code] * times)

@@ -15,10 +15,9 @@ Only the Python standard library is used.
 """
 import base64
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+
+from fakehttp import FakeServer, JsonHandler
 
 MESSAGE_MAX = 4096
 PRIORITY_WORDS = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5, "urgent": 5}
@@ -28,50 +27,20 @@ def _err(code, http, text):
     return http, {"code": code, "http": http, "error": text}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 256
-
-    def __init__(self, fake):
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def _send(self, code, obj):
-        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _handle(self):
-        fake = self.server.fake
-        u = urlsplit(self.path)
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        fake._log({"method": self.command, "path": u.path, "query": u.query,
-                   "headers": {k.lower(): v for k, v in self.headers.items()},
-                   "body": body.decode("utf-8", "replace")})
-        if self.command == "GET" and u.path == "/v1/health":
-            return self._send(200, {"healthy": fake.healthy})
-        if self.command not in ("POST", "PUT"):
-            return self._send(*_err(40401, 404, "page not found"))
+class _Handler(JsonHandler):
+    def respond(self, fake, method, u, body):
+        if method == "GET" and u.path == "/v1/health":
+            return self.send_json(200, {"healthy": fake.healthy})
+        if method not in ("POST", "PUT"):
+            return self.send_json(*_err(40401, 404, "page not found"))
         if u.path == "/":
             try:
                 msg = json.loads(body.decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
-                return self._send(*_err(40024, 400, "invalid request: request body must be "
+                return self.send_json(*_err(40024, 400, "invalid request: request body must be "
                                                     "message JSON"))
             if not isinstance(msg, dict) or not isinstance(msg.get("topic"), str):
-                return self._send(*_err(40009, 400, "invalid request: topic invalid"))
+                return self.send_json(*_err(40009, 400, "invalid request: topic invalid"))
         else:
             h = self.headers
             msg = {"topic": u.path.strip("/"), "message": body.decode("utf-8", "replace"),
@@ -82,12 +51,12 @@ class _Handler(BaseHTTPRequestHandler):
                                                                                       "true")}
         topic = msg["topic"]
         if not topic or "/" in topic:
-            return self._send(*_err(40009, 400, "invalid request: topic invalid"))
+            return self.send_json(*_err(40009, 400, "invalid request: topic invalid"))
         auth = self.headers.get("Authorization") or ""
         user = None
         if auth.startswith("Bearer "):
             if auth[7:] not in fake.tokens:
-                return self._send(*_err(40101, 401, "unauthorized"))
+                return self.send_json(*_err(40101, 401, "unauthorized"))
             user = auth[7:]
         elif auth.startswith("Basic "):
             try:
@@ -95,22 +64,22 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception:
                 cred = ""
             if cred not in fake.users:
-                return self._send(*_err(40101, 401, "unauthorized"))
+                return self.send_json(*_err(40101, 401, "unauthorized"))
             user = cred
         if topic in fake.protected and user is None:
-            return self._send(*_err(40301, 403, "forbidden"))
+            return self.send_json(*_err(40301, 403, "forbidden"))
         prio = msg.get("priority")
         if isinstance(prio, str):
             prio = PRIORITY_WORDS.get(prio.lower(), int(prio) if prio.isdigit() else None)
         if prio is not None and (not isinstance(prio, int) or not 1 <= prio <= 5):
-            return self._send(*_err(40007, 400, "invalid request: priority invalid"))
+            return self.send_json(*_err(40007, 400, "invalid request: priority invalid"))
         text = msg.get("message") or ""
         if len(text.encode("utf-8")) > MESSAGE_MAX:
-            return self._send(*_err(41301, 413, "request entity too large"))
-        with fake._lock:
+            return self.send_json(*_err(41301, 413, "request entity too large"))
+        with fake.lock:
             if fake._limited > 0:
                 fake._limited -= 1
-                return self._send(*_err(42901, 429, "limit reached: too many requests, please "
+                return self.send_json(*_err(42901, 429, "limit reached: too many requests, please "
                                                     "be nice"))
             fake._next += 1
             out = {"id": "m%07d" % fake._next, "time": int(time.time()), "event": "message",
@@ -123,49 +92,26 @@ class _Handler(BaseHTTPRequestHandler):
             if msg.get("markdown"):
                 out["content_type"] = "text/markdown"
             fake._messages.append(out)
-        return self._send(200, out)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
+        return self.send_json(200, out)
 
 
-class FakeNtfy:
+class FakeNtfy(FakeServer):
+    handler = _Handler
+
     def __init__(self, tokens=None, users=None, protected=None):
+        super().__init__()
         self.tokens = set(tokens or ())
         self.users = set(users or ())
         self.protected = set(protected or ())
         self.healthy = True
-        self._lock = threading.Lock()
-        self._messages, self._requests = [], []
+        self._messages = []
         self._limited = 0
         self._next = 0
 
-    def __enter__(self):
-        self._server = _Server(self)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                         daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
-        return False
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
-
-    def _log(self, entry):
-        with self._lock:
-            self._requests.append(entry)
-
-    def requests(self):
-        with self._lock:
-            return list(self._requests)
-
     def messages(self):
-        with self._lock:
+        with self.lock:
             return list(self._messages)
 
     def limit_next(self, k):
-        with self._lock:
+        with self.lock:
             self._limited += k
