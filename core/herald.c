@@ -311,6 +311,7 @@ typedef struct target {
     int adhoc;
     int attempted;  /* at least one attempt recorded */
     int attempts;   /* recorded so far */
+    int elsewhere;  /* taken over by another process (the daemon) */
     hr_dstate state;
     long long next_at;
     hr_outcome out;
@@ -343,6 +344,44 @@ static void on_attempt(void *arg, const hr_claim *c, const hr_outcome *o, hr_dst
 static int is_final(hr_dstate s)
 {
     return s == HR_D_SENT || s == HR_D_FAILED || s == HR_D_DEAD;
+}
+
+/* Another process (heraldd) may claim this event's deliveries before we do:
+ * take what the store says about the ones we have not attempted, so that we
+ * neither wait for attempts that are not ours nor report them as failed. */
+static void sync_from_store(hr_store *store, const char *event_id, target *t, size_t n)
+{
+    hr_log_filter f = {.state = -1, .event_id = event_id, .limit = 1000};
+    hr_delivery_row *rows = NULL;
+    size_t nrows = 0;
+    if (hr_store_log(store, &f, &rows, &nrows) != HERALD_OK)
+        return;
+    for (size_t i = 0; i < nrows; i++) {
+        hr_delivery_row *r = &rows[i];
+        if (r->state == HR_D_PENDING || r->state == HR_D_DEFERRED)
+            continue;
+        int adhoc = strcmp(r->channel, HR_ADHOC_CHANNEL) == 0;
+        for (size_t k = 0; k < n; k++) {
+            if (t[k].attempted || t[k].adhoc != adhoc ||
+                (!adhoc && strcmp(t[k].key, r->channel) != 0))
+                continue;
+            t[k].attempted = 1;
+            t[k].elsewhere = 1;
+            t[k].state = r->state;
+            t[k].attempts = r->attempts;
+            t[k].out.verdict = r->state == HR_D_SENT || r->state == HR_D_INFLIGHT
+                                   ? HERALD_VERDICT_OK
+                               : r->state == HR_D_DEAD ? HERALD_VERDICT_RETRY
+                                                       : HERALD_VERDICT_FAILED;
+            t[k].out.status = r->last_status;
+            t[k].out.code = r->last_code;
+            snprintf(t[k].out.detail, sizeof t[k].out.detail, "%s",
+                     r->state == HR_D_INFLIGHT ? "being delivered by heraldd"
+                                               : (r->last_detail ? r->last_detail : ""));
+            break;
+        }
+    }
+    hr_delivery_rows_free(rows, nrows);
 }
 
 #endif
@@ -775,6 +814,14 @@ static int cmd_send(ctx *c, int argc, char **argv)
             now = hr_now_ms();
             if ((wait_ms <= 0 && all_attempted) || all_final || now >= deadline)
                 break;
+            if (hr_dispatcher_inflight(d) == 0) {
+                /* Leave in flight what another process is delivering only when
+                 * not waiting for the end: then look again. */
+                for (size_t i = 0; i < ntargets; i++)
+                    if (targets[i].elsewhere && !is_final(targets[i].state))
+                        targets[i].attempted = 0;
+                sync_from_store(store, ev.id, targets, ntargets);
+            }
             long long timeout = 1000;
             if (hr_dispatcher_inflight(d) == 0 && all_attempted && next_due)
                 timeout = next_due - now;
@@ -792,7 +839,9 @@ static int cmd_send(ctx *c, int argc, char **argv)
                 snprintf(targets[i].out.detail, sizeof targets[i].out.detail,
                          "no attempt finished in time; the delivery stays queued");
             }
-            if (targets[i].state != HR_D_SENT || !targets[i].attempted)
+            /* Handed to heraldd and still on its way is queued, not failed. */
+            int handed_off = targets[i].elsewhere && targets[i].state == HR_D_INFLIGHT;
+            if (!targets[i].attempted || (targets[i].state != HR_D_SENT && !handed_off))
                 failed = 1;
         }
     }
