@@ -15,7 +15,7 @@ static const char *const http_severity_names[HTTP_NSEV] = {"debug", "info", "not
 
 /* Read a severity -> number map setting over defaults; 0 when an entry is not
  * a severity or not a number from lo to hi. */
-static int http_priorities(const herald_host *h, const herald_settings *s, const char *name,
+static inline int http_priorities(const herald_host *h, const herald_settings *s, const char *name,
                            int out[HTTP_NSEV], long lo, long hi)
 {
     size_t n = h->setting_count(s, name);
@@ -38,7 +38,7 @@ static int http_priorities(const herald_host *h, const herald_settings *s, const
 /* Apprise-style SCHEME://[creds@]host[:port][/path]/LAST (SCHEME ending in
  * 's' means https): puts url = http(s)://host[:port][/path] and `last_name` =
  * LAST. u is split by the caller and stays its to free. */
-static herald_status http_url_base_last(const herald_host *h, const herald_url_parts *u,
+static inline herald_status http_url_base_last(const herald_host *h, const herald_url_parts *u,
                                         const char *tls_scheme, herald_settings_builder *b,
                                         const char *last_name, herald_result *res,
                                         const char *form)
@@ -67,7 +67,7 @@ static herald_status http_url_base_last(const herald_host *h, const herald_url_p
  * followed), 401/403, 404, 408/429/5xx (retried, Retry-After honoured), other
  * 4xx. `why` is the service's own error text; `fix_auth` and `fix_404` say
  * what to change. */
-static void http_classify(const herald_host *h, const herald_response *r, herald_result *res,
+static inline void http_classify(const herald_host *h, const herald_response *r, herald_result *res,
                           const char *why, const char *fix_auth, const char *fix_404)
 {
     herald_status ts = h->response_transport(r);
