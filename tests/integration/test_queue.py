@@ -1140,6 +1140,48 @@ def blocking_plugins_on_workers():
             dm.stop()
 
 
+@scenario
+def systemd_notify():
+    """heraldd tells systemd (NOTIFY_SOCKET) when it is ready, reloading and stopping."""
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        path = str(Path(tmp) / "notify.sock")
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(path)
+        ns.settimeout(0.2)
+        got = []
+
+        def drain(until, timeout):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end and until not in got:
+                try:
+                    got.append(ns.recv(4096).decode())
+                except socket.timeout:
+                    pass
+            return until in got
+
+        cfg = write_config(tmp, [hook("hook", r.url + "/h")])
+        os.environ["NOTIFY_SOCKET"] = path
+        dm = Daemon(tmp, cfg)
+        try:
+            up = started(dm, "systemd notify")
+            del os.environ["NOTIFY_SOCKET"]
+            if not up:
+                return
+            ok(drain("READY=1", 5), "READY=1 once the socket answers", lambda: repr(got))
+            got.clear()
+            dm.signal(signal.SIGHUP)
+            ok(drain("READY=1", 5) and got[:1] == ["RELOADING=1"],
+               "SIGHUP: RELOADING=1, then READY=1", lambda: repr(got))
+            got.clear()
+            rc, took = dm.terminate()
+            ok(drain("STOPPING=1", 2), "SIGTERM: STOPPING=1", lambda: repr(got))
+            is_(rc, 0, "and heraldd exits 0")
+        finally:
+            os.environ.pop("NOTIFY_SOCKET", None)
+            dm.stop()
+            ns.close()
+
+
 # ---------------------------------------------------------------------------
 
 def main():
