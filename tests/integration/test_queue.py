@@ -1141,6 +1141,32 @@ def blocking_plugins_on_workers():
 
 
 @scenario
+def max_rate_limits_a_channel():
+    """max_rate = 5: a burst of 15 is spread over about two seconds, nothing lost."""
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        cfg = write_config(tmp, [hook("slowly", r.url + "/s", max_rate=5)])
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "max_rate"):
+                return
+            with Client(dm.sock) as c:
+                reps = pipeline(c, [submit_req("rate %d" % i, to=["slowly"]) for i in range(15)])
+            is_(len([x for x in reps if x.get("ok")]), 15, "15 submits acked")
+            wait_until(lambda: len(r.requests()) >= 15, 10)
+            ts = sorted(q["t"] for q in r.requests())
+            is_(len(ts), 15, "all 15 delivered")
+            if len(ts) == 15:
+                # A token bucket of one second's worth: 5 at once, then 5 a second.
+                first = sum(1 for t in ts if t - ts[0] < 0.9)
+                ok(first <= 10, "within 0.9 s at most the burst (5) plus 0.9 s of refill",
+                   lambda: "%d in the first 0.9 s" % first)
+                ok(ts[-1] - ts[0] >= 1.6, "the burst is spread over at least 1.6 s",
+                   lambda: "took %.2f s" % (ts[-1] - ts[0]))
+        finally:
+            dm.stop()
+
+
+@scenario
 def systemd_notify():
     """heraldd tells systemd (NOTIFY_SOCKET) when it is ready, reloading and stopping."""
     with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
