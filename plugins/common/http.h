@@ -1,4 +1,5 @@
-/* http.h - response classes shared by the HTTP channel plugins (compiled into each plugin;
+/* http.h - what the HTTP channel plugins share: connection and overflow settings, severity
+ * maps, Apprise URL parsing, UTF-8 cutting and response classes (compiled into each plugin;
  * plugins link nothing of herald). */
 #ifndef HERALD_PLUGIN_COMMON_HTTP_H
 #define HERALD_PLUGIN_COMMON_HTTP_H
@@ -6,8 +7,150 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <herald/plugin.h>
+
+#define HTTP_DEFAULT_TIMEOUT_S 10
+
+static inline char *http_dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* ---- connection settings: timeout, ca_file, insecure ---- */
+
+#define HTTP_CONN_SETTINGS                                                                 \
+    {"timeout", HERALD_SETTING_INT, 0, 1, 300, "seconds before the attempt is abandoned (10)"}, \
+    {"ca_file", HERALD_SETTING_STRING, 0, 0, 0, "PEM file of CAs trusted for this server"},    \
+    {"insecure", HERALD_SETTING_BOOL, 0, 0, 0, "skip TLS verification (never in production)"}
+
+typedef struct http_conn {
+    long long timeout_ms;
+    char *ca_file;
+    int insecure;
+} http_conn;
+
+/* 0 when out of memory. Turning TLS verification off is always logged. */
+static inline int http_conn_read(const herald_host *h, herald_channel *ch,
+                                 const herald_settings *s, http_conn *c)
+{
+    long long timeout = HTTP_DEFAULT_TIMEOUT_S;
+    h->setting_int(s, "timeout", &timeout);
+    c->timeout_ms = timeout * 1000;
+    const char *ca = h->setting_string(s, "ca_file");
+    c->ca_file = http_dup(ca);
+    h->setting_bool(s, "insecure", &c->insecure);
+    if (c->insecure)
+        h->log(ch, HERALD_LOG_WARNING, "TLS verification is off (insecure = true)");
+    return !ca || c->ca_file;
+}
+
+static inline void http_conn_free(http_conn *c)
+{
+    free(c->ca_file);
+    c->ca_file = NULL;
+}
+
+/* Start a request on ex with the channel's timeout and TLS settings. */
+static inline void http_request(const herald_host *h, herald_exchange *ex, const http_conn *c,
+                                const char *method, const char *url)
+{
+    h->http_request(ex, method, url);
+    h->set_timeout_ms(ex, c->timeout_ms);
+    h->set_tls(ex, c->ca_file, c->insecure);
+}
+
+/* The same to base + path (base without a trailing slash). */
+static inline void http_request_at(const herald_host *h, herald_exchange *ex,
+                                   const http_conn *c, const char *method, const char *base,
+                                   const char *path)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    http_request(h, ex, c, method, url);
+}
+
+static inline int http_scheme_ok(const char *url)
+{
+    return url && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0);
+}
+
+/* A service's base URL: http(s)://host[:port][/path], copied without trailing
+ * slashes into *out. -1 when it is not such a URL, 0 when out of memory. */
+static inline int http_base(const herald_host *h, const char *url, char **out)
+{
+    *out = NULL;
+    herald_url_parts parts = {.struct_size = sizeof parts};
+    if (!http_scheme_ok(url) || h->url_split(url, &parts) != HERALD_OK)
+        return -1;
+    h->url_free(&parts);
+    if (!(*out = http_dup(url)))
+        return 0;
+    size_t n = strlen(*out);
+    while (n > 0 && (*out)[n - 1] == '/')
+        (*out)[--n] = '\0';
+    return 1;
+}
+
+/* ---- text over a service's limits ---- */
+
+typedef enum http_overflow { HTTP_SPLIT, HTTP_TRUNCATE, HTTP_UPSTREAM } http_overflow;
+
+#define HTTP_OVERFLOW_SETTING(help) {"overflow", HERALD_SETTING_STRING, 0, 0, 0, help}
+
+/* 0 when the value is none of split (the default), truncate, upstream. */
+static inline int http_overflow_read(const herald_host *h, const herald_settings *s,
+                                     http_overflow *out)
+{
+    const char *v = h->setting_string(s, "overflow");
+    if (!v || !strcmp(v, "split"))
+        *out = HTTP_SPLIT;
+    else if (!strcmp(v, "truncate"))
+        *out = HTTP_TRUNCATE;
+    else if (!strcmp(v, "upstream"))
+        *out = HTTP_UPSTREAM;
+    else
+        return 0;
+    return 1;
+}
+
+static inline size_t http_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+#define HTTP_CUT_BYTES 0x1u /* max counts bytes, not characters */
+#define HTTP_CUT_WORD 0x2u  /* prefer ending at a line or word end */
+
+/* Bytes of s that hold at most max characters (or bytes) without cutting a
+ * UTF-8 sequence; with HTTP_CUT_WORD the cut moves back to the last newline or
+ * space when that is within the last quarter. */
+static inline size_t http_utf8_prefix(const char *s, size_t max, unsigned flags)
+{
+    size_t bytes = 0, n = 0, brk = 0, brk_n = 0;
+    while (s[bytes]) {
+        size_t len = 1;
+        while (((unsigned char)s[bytes + len] & 0xC0) == 0x80)
+            len++;
+        if ((flags & HTTP_CUT_BYTES ? bytes + len : n + 1) > max)
+            break;
+        bytes += len;
+        n = flags & HTTP_CUT_BYTES ? bytes : n + 1;
+        if (s[bytes - 1] == '\n' || s[bytes - 1] == ' ') {
+            brk = bytes;
+            brk_n = n;
+        }
+    }
+    if ((flags & HTTP_CUT_WORD) && s[bytes] && brk && brk_n > max - max / 4)
+        return brk;
+    return bytes;
+}
+
+/* ---- severity maps ---- */
 
 #define HTTP_NSEV 6
 static const char *const http_severity_names[HTTP_NSEV] = {"debug", "info", "notice",

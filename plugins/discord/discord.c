@@ -12,7 +12,6 @@
 
 #include "../common/http.h"
 
-#define DEFAULT_TIMEOUT_S 10
 #define EXCERPT_MAX 200
 #define TITLE_MAX 256
 #define DESCRIPTION_MAX 4096
@@ -26,8 +25,6 @@
 #define MARK "…"
 #define TRUNCATED " […] (truncated by herald)"
 
-enum overflow { OVERFLOW_SPLIT, OVERFLOW_TRUNCATE, OVERFLOW_UPSTREAM };
-
 typedef struct discord {
     const herald_host *host;
     herald_channel *ch;
@@ -35,10 +32,8 @@ typedef struct discord {
     char *username;
     char *avatar_url;
     int color[HTTP_NSEV];
-    enum overflow overflow;
-    long long timeout_ms;
-    char *ca_file;
-    int insecure;
+    http_overflow overflow;
+    http_conn conn;
 } discord;
 
 static const herald_setting_spec settings[] = {
@@ -48,11 +43,8 @@ static const herald_setting_spec settings[] = {
     {"avatar_url", HERALD_SETTING_STRING, 0, 0, 0, "picture shown for the messages"},
     {"colors", HERALD_SETTING_MAP, 0, 0, 0,
      "embed colour per severity, e.g. { error = 0xE74C3C; }"},
-    {"overflow", HERALD_SETTING_STRING, 0, 0, 0,
-     "text over Discord's limits: split (default), truncate or upstream"},
-    {"timeout", HERALD_SETTING_INT, 0, 1, 300, "seconds before the attempt is abandoned (10)"},
-    {"ca_file", HERALD_SETTING_STRING, 0, 0, 0, "PEM file of CAs trusted for this server"},
-    {"insecure", HERALD_SETTING_BOOL, 0, 0, 0, "skip TLS verification (never in production)"},
+    HTTP_OVERFLOW_SETTING("text over Discord's limits: split (default), truncate or upstream"),
+    HTTP_CONN_SETTINGS,
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -62,11 +54,6 @@ static const char *const schemes[] = {"discord", NULL};
 static const int default_color[HTTP_NSEV] = {0x95A5A6, 0x3498DB, 0x2ECC71,
                                              0xF39C12, 0xE74C3C, 0x992D22};
 
-static char *dup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 static void destroy(void *state)
 {
     discord *d = state;
@@ -75,7 +62,7 @@ static void destroy(void *state)
     free(d->url);
     free(d->username);
     free(d->avatar_url);
-    free(d->ca_file);
+    http_conn_free(&d->conn);
     free(d);
 }
 
@@ -98,36 +85,23 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     const char *url = host->setting_string(s, "url");
     const char *hooks = strstr(url, "/api/webhooks/");
     const char *slash = hooks ? strchr(hooks + 14, '/') : NULL;
-    if ((strncasecmp(url, "https://", 8) != 0 && strncasecmp(url, "http://", 7) != 0) ||
-        !slash || !slash[1] || strchr(slash + 1, '/') || strchr(url, '?'))
+    if (!http_scheme_ok(url) || !slash || !slash[1] || strchr(slash + 1, '/') || strchr(url, '?'))
         return refuse(host, res, d, "url must be a webhook URL, "
                                     "https://discord.com/api/webhooks/ID/TOKEN");
     host->add_secret(ch, slash + 1);
-    d->url = dup(url);
+    d->url = http_dup(url);
     const char *name = host->setting_string(s, "username");
     if (name && strlen(name) > USERNAME_MAX)
         return refuse(host, res, d, "username is limited to 80 characters by Discord");
-    d->username = dup(name);
-    d->avatar_url = dup(host->setting_string(s, "avatar_url"));
+    d->username = http_dup(name);
+    d->avatar_url = http_dup(host->setting_string(s, "avatar_url"));
     memcpy(d->color, default_color, sizeof d->color);
     if (!http_priorities(host, s, "colors", d->color, 0, 0xFFFFFF))
         return refuse(host, res, d, "colors must map severities (debug ... critical) to RGB "
                                     "numbers, e.g. colors = { error = 0xE74C3C; }");
-    const char *of = host->setting_string(s, "overflow");
-    if (!of || !strcmp(of, "split"))
-        d->overflow = OVERFLOW_SPLIT;
-    else if (!strcmp(of, "truncate"))
-        d->overflow = OVERFLOW_TRUNCATE;
-    else if (!strcmp(of, "upstream"))
-        d->overflow = OVERFLOW_UPSTREAM;
-    else
+    if (!http_overflow_read(host, s, &d->overflow))
         return refuse(host, res, d, "overflow must be split, truncate or upstream");
-    long long timeout = DEFAULT_TIMEOUT_S;
-    host->setting_int(s, "timeout", &timeout);
-    d->timeout_ms = timeout * 1000;
-    d->ca_file = dup(host->setting_string(s, "ca_file"));
-    host->setting_bool(s, "insecure", &d->insecure);
-    if (!d->url) {
+    if (!http_conn_read(host, ch, s, &d->conn) || !d->url) {
         destroy(d);
         return HERALD_E_NOMEM;
     }
@@ -153,41 +127,11 @@ static herald_status from_url(const herald_host *host, const char *url,
     return st;
 }
 
-/* Characters (code points) in s, which is how Discord counts. */
-static size_t chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-/* Bytes of s holding at most max characters, ending at a line or word end
- * when one is near. */
-static size_t prefix_chars(const char *s, size_t max, int at_word)
-{
-    size_t bytes = 0, n = 0, last_break = 0, break_chars = 0;
-    while (s[bytes] && n < max) {
-        size_t len = 1;
-        while (((unsigned char)s[bytes + len] & 0xC0) == 0x80)
-            len++;
-        bytes += len;
-        n++;
-        if (s[bytes - 1] == '\n' || s[bytes - 1] == ' ') {
-            last_break = bytes;
-            break_chars = n;
-        }
-    }
-    if (at_word && s[bytes] && last_break && break_chars > max - max / 4)
-        return last_break;
-    return bytes;
-}
-
 static json_t *jstr_cut(const char *s, size_t max)
 {
-    if (chars(s) <= max)
+    if (http_utf8_chars(s) <= max)
         return json_string(s);
-    size_t keep = prefix_chars(s, max - 1, 0);
+    size_t keep = http_utf8_prefix(s, max - 1, 0);
     char *buf = malloc(keep + sizeof MARK);
     if (!buf)
         return NULL;
@@ -202,18 +146,18 @@ static json_t *jstr_cut(const char *s, size_t max)
  * description budget of `room` characters. */
 static char *description_part(discord *d, const char *body, size_t room, int part, int *parts)
 {
-    if (chars(body) <= room || d->overflow == OVERFLOW_UPSTREAM) {
+    if (http_utf8_chars(body) <= room || d->overflow == HTTP_UPSTREAM) {
         *parts = 1;
-        return dup(body);
+        return http_dup(body);
     }
-    size_t marker = chars(TRUNCATED);
+    size_t marker = http_utf8_chars(TRUNCATED);
     const char *p = body;
     int count = 0;
     char *mine = NULL;
-    int limit = d->overflow == OVERFLOW_TRUNCATE ? 1 : MAX_PARTS;
+    int limit = d->overflow == HTTP_TRUNCATE ? 1 : MAX_PARTS;
     while (*p && count < limit) {
         int last = count == limit - 1;
-        size_t take = prefix_chars(p, last ? room - marker : room, 1);
+        size_t take = http_utf8_prefix(p, last ? room - marker : room, HTTP_CUT_WORD);
         int cut = last && p[take];
         if (count == part) {
             mine = malloc(take + sizeof TRUNCATED);
@@ -246,14 +190,13 @@ static size_t description_room(discord *d, const herald_message *m)
     for (size_t i = 0; i < nf && i < FIELDS_MAX; i++) {
         const char *name;
         const char *value = h->msg_field(m, i, &name);
-        size_t a = chars(name), b = chars(value);
+        size_t a = http_utf8_chars(name), b = http_utf8_chars(value);
         used += (a < FIELD_NAME_MAX ? a : FIELD_NAME_MAX) + (b < FIELD_VALUE_MAX ? b : FIELD_VALUE_MAX);
     }
     char footer[600];
     footer_text(h, m, footer, sizeof footer);
-    used += chars(footer);
+    used += http_utf8_chars(footer);
     size_t room = used < EMBED_TOTAL_MAX ? EMBED_TOTAL_MAX - used : 0;
-    (void)d;
     return room > DESCRIPTION_MAX ? DESCRIPTION_MAX : room < 200 ? 200 : room;
 }
 
@@ -288,7 +231,7 @@ static herald_status message_request(discord *d, const herald_message *m, int pa
     char numbered[TITLE_MAX * 4 + 32];
     snprintf(numbered, sizeof numbered, "%s", title ? title : "");
     if (*parts > 1) {
-        size_t keep = prefix_chars(title ? title : "", TITLE_MAX - 10, 0);
+        size_t keep = http_utf8_prefix(title ? title : "", TITLE_MAX - 10, 0);
         snprintf(numbered, sizeof numbered, "%.*s (%d/%d)", (int)keep, title ? title : "",
                  part + 1, *parts);
     }
@@ -320,13 +263,10 @@ static herald_status message_request(discord *d, const herald_message *m, int pa
     json_decref(o);
     if (!json)
         return HERALD_E_NOMEM;
-    char url[2048];
-    snprintf(url, sizeof url, "%s?wait=true", d->url); /* else a failed save still says 204 */
-    h->http_request(ex, "POST", url);
+    /* Without wait=true a message that failed to save still gets 204. */
+    http_request_at(h, ex, &d->conn, "POST", d->url, "?wait=true");
     h->http_header(ex, "Content-Type", "application/json");
     h->http_body(ex, json, strlen(json));
-    h->set_timeout_ms(ex, d->timeout_ms);
-    h->set_tls(ex, d->ca_file, d->insecure);
     free(json);
     return HERALD_OK;
 }
@@ -345,9 +285,7 @@ static herald_status test(void *state, unsigned flags, const herald_message *m,
     discord *d = state;
     if (flags & HERALD_TEST_SEND)
         return send(d, m, ex, res);
-    d->host->http_request(ex, "GET", d->url);
-    d->host->set_timeout_ms(ex, d->timeout_ms);
-    d->host->set_tls(ex, d->ca_file, d->insecure);
+    http_request(d->host, ex, &d->conn, "GET", d->url);
     return HERALD_OK;
 }
 

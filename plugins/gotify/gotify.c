@@ -12,7 +12,6 @@
 
 #include "../common/http.h"
 
-#define DEFAULT_TIMEOUT_S 10
 #define EXCERPT_MAX 200
 #define NSEV HTTP_NSEV
 
@@ -24,9 +23,7 @@ typedef struct gotify {
     int priority[NSEV];
     int markdown;
     char *click_field;
-    long long timeout_ms;
-    char *ca_file;
-    int insecure;
+    http_conn conn;
 } gotify;
 
 static const herald_setting_spec settings[] = {
@@ -39,9 +36,7 @@ static const herald_setting_spec settings[] = {
     {"markdown", HERALD_SETTING_BOOL, 0, 0, 0, "render the body as Markdown (true)"},
     {"click_field", HERALD_SETTING_STRING, 0, 0, 0,
      "event field whose value is the notification's click URL (url)"},
-    {"timeout", HERALD_SETTING_INT, 0, 1, 300, "seconds before the attempt is abandoned (10)"},
-    {"ca_file", HERALD_SETTING_STRING, 0, 0, 0, "PEM file of CAs trusted for this server"},
-    {"insecure", HERALD_SETTING_BOOL, 0, 0, 0, "skip TLS verification (never in production)"},
+    HTTP_CONN_SETTINGS,
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -49,11 +44,6 @@ static const char *const schemes[] = {"gotify", "gotifys", NULL};
 
 /* Gotify clients treat >= 8 as high priority and 4-7 as normal. */
 static const int default_priority[NSEV] = {0, 2, 4, 6, 8, 10};
-
-static char *dup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
 
 static void destroy(void *state)
 {
@@ -63,7 +53,7 @@ static void destroy(void *state)
     free(g->base);
     free(g->token);
     free(g->click_field);
-    free(g->ca_file);
+    http_conn_free(&g->conn);
     free(g);
 }
 
@@ -75,21 +65,13 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
         return HERALD_E_NOMEM;
     g->host = host;
     g->ch = ch;
-    const char *url = host->setting_string(s, "url");
-    herald_url_parts parts = {.struct_size = sizeof parts};
-    if ((strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) ||
-        host->url_split(url, &parts) != HERALD_OK) {
+    if (http_base(host, host->setting_string(s, "url"), &g->base) < 0) {
         host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
                      "url must be http(s)://host[:port][/path] of the Gotify server");
         destroy(g);
         return HERALD_E_CONFIG;
     }
-    host->url_free(&parts);
-    g->base = dup(url);
-    size_t n = g->base ? strlen(g->base) : 0;
-    while (n > 0 && g->base[n - 1] == '/')
-        g->base[--n] = '\0';
-    g->token = dup(host->setting_string(s, "token"));
+    g->token = http_dup(host->setting_string(s, "token"));
     if (g->token)
         host->add_secret(ch, g->token);
     memcpy(g->priority, default_priority, sizeof g->priority);
@@ -103,15 +85,8 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     g->markdown = 1;
     host->setting_bool(s, "markdown", &g->markdown);
     const char *click = host->setting_string(s, "click_field");
-    g->click_field = dup(click ? click : "url");
-    long long timeout = DEFAULT_TIMEOUT_S;
-    host->setting_int(s, "timeout", &timeout);
-    g->timeout_ms = timeout * 1000;
-    g->ca_file = dup(host->setting_string(s, "ca_file"));
-    host->setting_bool(s, "insecure", &g->insecure);
-    if (g->insecure)
-        host->log(ch, HERALD_LOG_WARNING, "TLS verification is off (insecure = true)");
-    if (!g->base || !g->click_field) {
+    g->click_field = http_dup(click ? click : "url");
+    if (!http_conn_read(host, ch, s, &g->conn) || !g->base || !g->click_field) {
         destroy(g);
         return HERALD_E_NOMEM;
     }
@@ -175,21 +150,11 @@ static herald_status message_request(gotify *g, const herald_message *m, herald_
     json_decref(o);
     if (!json)
         return HERALD_E_NOMEM;
-    size_t cap = strlen(g->base) + 16;
-    char *url = malloc(cap);
-    if (!url) {
-        free(json);
-        return HERALD_E_NOMEM;
-    }
-    snprintf(url, cap, "%s/message", g->base);
     /* The token goes in a header, never the query string: servers log URLs. */
-    h->http_request(ex, "POST", url);
+    http_request_at(h, ex, &g->conn, "POST", g->base, "/message");
     h->http_header(ex, "Content-Type", "application/json");
     h->http_header(ex, "X-Gotify-Key", token);
     h->http_body(ex, json, strlen(json));
-    h->set_timeout_ms(ex, g->timeout_ms);
-    h->set_tls(ex, g->ca_file, g->insecure);
-    free(url);
     free(json);
     return HERALD_OK;
 }
@@ -209,15 +174,7 @@ static herald_status test(void *state, unsigned flags, const herald_message *m,
     gotify *g = state;
     if (flags & HERALD_TEST_SEND)
         return message_request(g, m, ex, res);
-    size_t cap = strlen(g->base) + 16;
-    char *url = malloc(cap);
-    if (!url)
-        return HERALD_E_NOMEM;
-    snprintf(url, cap, "%s/version", g->base);
-    g->host->http_request(ex, "GET", url);
-    g->host->set_timeout_ms(ex, g->timeout_ms);
-    g->host->set_tls(ex, g->ca_file, g->insecure);
-    free(url);
+    http_request_at(g->host, ex, &g->conn, "GET", g->base, "/version");
     return HERALD_OK;
 }
 
@@ -230,18 +187,10 @@ static herald_status probe_token(gotify *g, const herald_message *m, herald_exch
                         "the server is Gotify, but the channel has no token to check");
         return HERALD_OK;
     }
-    size_t cap = strlen(g->base) + 16;
-    char *url = malloc(cap);
-    if (!url)
-        return HERALD_E_NOMEM;
-    snprintf(url, cap, "%s/message", g->base);
-    g->host->http_request(ex, "POST", url);
+    http_request_at(g->host, ex, &g->conn, "POST", g->base, "/message");
     g->host->http_header(ex, "Content-Type", "application/json");
     g->host->http_header(ex, "X-Gotify-Key", token);
     g->host->http_body(ex, "{}", 2);
-    g->host->set_timeout_ms(ex, g->timeout_ms);
-    g->host->set_tls(ex, g->ca_file, g->insecure);
-    free(url);
     g->host->result(res, HERALD_VERDICT_CONTINUE, HERALD_OK, "checking the token");
     return HERALD_OK;
 }

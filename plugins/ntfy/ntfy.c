@@ -12,14 +12,11 @@
 
 #include "../common/http.h"
 
-#define DEFAULT_TIMEOUT_S 10
 #define EXCERPT_MAX 200
 #define NSEV HTTP_NSEV
 #define MESSAGE_MAX 4096
 #define MAX_PARTS 8 /* the host runs at most 8 steps per attempt */
 #define TRUNCATED " [...] (truncated by herald)"
-
-enum overflow { OVERFLOW_SPLIT, OVERFLOW_TRUNCATE, OVERFLOW_UPSTREAM };
 
 typedef struct ntfy {
     const herald_host *host;
@@ -32,10 +29,8 @@ typedef struct ntfy {
     char *tags;  /* comma-separated */
     int markdown;
     char *click_field;
-    enum overflow overflow;
-    long long timeout_ms;
-    char *ca_file;
-    int insecure;
+    http_overflow overflow;
+    http_conn conn;
 } ntfy;
 
 static const herald_setting_spec settings[] = {
@@ -51,22 +46,14 @@ static const herald_setting_spec settings[] = {
     {"tags", HERALD_SETTING_STRING, 0, 0, 0, "comma-separated tags (emoji short codes work)"},
     {"markdown", HERALD_SETTING_BOOL, 0, 0, 0, "render the body as Markdown (true)"},
     {"click_field", HERALD_SETTING_STRING, 0, 0, 0, "event field with the click URL (url)"},
-    {"overflow", HERALD_SETTING_STRING, 0, 0, 0,
-     "body over 4,096 bytes: split (default), truncate or upstream"},
-    {"timeout", HERALD_SETTING_INT, 0, 1, 300, "seconds before the attempt is abandoned (10)"},
-    {"ca_file", HERALD_SETTING_STRING, 0, 0, 0, "PEM file of CAs trusted for this server"},
-    {"insecure", HERALD_SETTING_BOOL, 0, 0, 0, "skip TLS verification (never in production)"},
+    HTTP_OVERFLOW_SETTING("body over 4,096 bytes: split (default), truncate or upstream"),
+    HTTP_CONN_SETTINGS,
     {NULL, 0, 0, 0, 0, NULL},
 };
 
 static const char *const schemes[] = {"ntfy", "ntfys", NULL};
 
 static const int default_priority[NSEV] = {1, 2, 3, 4, 4, 5};
-
-static char *dup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
 
 static void destroy(void *state)
 {
@@ -79,7 +66,7 @@ static void destroy(void *state)
     free(n->basic);
     free(n->tags);
     free(n->click_field);
-    free(n->ca_file);
+    http_conn_free(&n->conn);
     free(n);
 }
 
@@ -99,22 +86,14 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
         return HERALD_E_NOMEM;
     n->host = host;
     n->ch = ch;
-    const char *url = host->setting_string(s, "url");
-    herald_url_parts parts = {.struct_size = sizeof parts};
-    if ((strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) ||
-        host->url_split(url, &parts) != HERALD_OK)
+    if (http_base(host, host->setting_string(s, "url"), &n->base) < 0)
         return fail_config(host, res, n, "url must be http(s)://host[:port][/path] of the ntfy "
                                          "server");
-    host->url_free(&parts);
-    n->base = dup(url);
-    size_t len = n->base ? strlen(n->base) : 0;
-    while (len > 0 && n->base[len - 1] == '/')
-        n->base[--len] = '\0';
     const char *topic = host->setting_string(s, "topic");
     if (!*topic || strpbrk(topic, "/?#& "))
         return fail_config(host, res, n, "topic must be a plain name (letters, digits, - and _)");
-    n->topic = dup(topic);
-    n->token = dup(host->setting_string(s, "token"));
+    n->topic = http_dup(topic);
+    n->token = http_dup(host->setting_string(s, "token"));
     if (n->token)
         host->add_secret(ch, n->token);
     const char *user = host->setting_string(s, "user");
@@ -144,28 +123,14 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
         return fail_config(host, res, n,
                            "priorities must map severities (debug ... critical) to 1-5, "
                            "e.g. priorities = { warning = 4; }");
-    n->tags = dup(host->setting_string(s, "tags"));
+    n->tags = http_dup(host->setting_string(s, "tags"));
     n->markdown = 1;
     host->setting_bool(s, "markdown", &n->markdown);
     const char *click = host->setting_string(s, "click_field");
-    n->click_field = dup(click ? click : "url");
-    const char *of = host->setting_string(s, "overflow");
-    if (!of || !strcmp(of, "split"))
-        n->overflow = OVERFLOW_SPLIT;
-    else if (!strcmp(of, "truncate"))
-        n->overflow = OVERFLOW_TRUNCATE;
-    else if (!strcmp(of, "upstream"))
-        n->overflow = OVERFLOW_UPSTREAM;
-    else
+    n->click_field = http_dup(click ? click : "url");
+    if (!http_overflow_read(host, s, &n->overflow))
         return fail_config(host, res, n, "overflow must be split, truncate or upstream");
-    long long timeout = DEFAULT_TIMEOUT_S;
-    host->setting_int(s, "timeout", &timeout);
-    n->timeout_ms = timeout * 1000;
-    n->ca_file = dup(host->setting_string(s, "ca_file"));
-    host->setting_bool(s, "insecure", &n->insecure);
-    if (n->insecure)
-        host->log(ch, HERALD_LOG_WARNING, "TLS verification is off (insecure = true)");
-    if (!n->base || !n->topic || !n->click_field || (user && !n->basic)) {
+    if (!http_conn_read(host, ch, s, &n->conn) || !n->base || !n->topic || !n->click_field || (user && !n->basic)) {
         destroy(n);
         return HERALD_E_NOMEM;
     }
@@ -195,33 +160,18 @@ static herald_status from_url(const herald_host *host, const char *url,
     return st;
 }
 
-/* Bytes of s (len bytes) that fit in max without cutting a UTF-8 sequence,
- * preferring to end after a newline or a space in the last quarter. */
-static size_t cut_at(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    for (size_t k = n; k > max - max / 4; k--)
-        if (s[k - 1] == '\n' || s[k - 1] == ' ')
-            return k;
-    return n;
-}
-
 /* The message of part `part` (0-based) of `parts`; *parts is computed on the
  * first call. Returned text is malloc'd. */
 static char *message_part(ntfy *n, const char *body, int part, int *parts)
 {
     size_t len = strlen(body);
-    if (len <= MESSAGE_MAX || n->overflow == OVERFLOW_UPSTREAM) {
+    if (len <= MESSAGE_MAX || n->overflow == HTTP_UPSTREAM) {
         *parts = 1;
-        return dup(body);
+        return http_dup(body);
     }
-    if (n->overflow == OVERFLOW_TRUNCATE) {
+    if (n->overflow == HTTP_TRUNCATE) {
         *parts = 1;
-        size_t keep = cut_at(body, len, MESSAGE_MAX - strlen(TRUNCATED));
+        size_t keep = http_utf8_prefix(body, MESSAGE_MAX - strlen(TRUNCATED), HTTP_CUT_BYTES | HTTP_CUT_WORD);
         char *out = malloc(keep + strlen(TRUNCATED) + 1);
         if (out) {
             memcpy(out, body, keep);
@@ -235,8 +185,9 @@ static char *message_part(ntfy *n, const char *body, int part, int *parts)
     int count = 0;
     char *mine = NULL;
     while (left > 0 && count < MAX_PARTS) {
-        size_t take = count == MAX_PARTS - 1 ? cut_at(p, left, MESSAGE_MAX - strlen(TRUNCATED))
-                                             : cut_at(p, left, MESSAGE_MAX);
+        size_t take = http_utf8_prefix(p, count == MAX_PARTS - 1 ? MESSAGE_MAX - strlen(TRUNCATED)
+                                                                 : MESSAGE_MAX,
+                                       HTTP_CUT_BYTES | HTTP_CUT_WORD);
         if (take == 0)
             take = left < MESSAGE_MAX ? left : MESSAGE_MAX;
         int last_allowed = count == MAX_PARTS - 1 && take < left;
@@ -274,7 +225,7 @@ static herald_status publish(ntfy *n, const herald_message *m, int part, herald_
     free(msg);
     if (n->tags && *n->tags) {
         json_t *tags = json_array();
-        char *copy = dup(n->tags), *save = NULL;
+        char *copy = http_dup(n->tags), *save = NULL;
         for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
              t = strtok_r(NULL, ",", &save)) {
             while (*t == ' ')
@@ -294,9 +245,7 @@ static herald_status publish(ntfy *n, const herald_message *m, int part, herald_
     json_decref(o);
     if (!json)
         return HERALD_E_NOMEM;
-    char url[2048];
-    snprintf(url, sizeof url, "%s/", n->base);
-    h->http_request(ex, "POST", url);
+    http_request_at(h, ex, &n->conn, "POST", n->base, "/");
     h->http_header(ex, "Content-Type", "application/json");
     if (n->token) {
         char auth[1024];
@@ -306,8 +255,6 @@ static herald_status publish(ntfy *n, const herald_message *m, int part, herald_
         h->http_header(ex, "Authorization", n->basic);
     }
     h->http_body(ex, json, strlen(json));
-    h->set_timeout_ms(ex, n->timeout_ms);
-    h->set_tls(ex, n->ca_file, n->insecure);
     free(json);
     return HERALD_OK;
 }
@@ -325,11 +272,7 @@ static herald_status test(void *state, unsigned flags, const herald_message *m,
     ntfy *n = state;
     if (flags & HERALD_TEST_SEND)
         return send(n, m, ex, res);
-    char url[2048];
-    snprintf(url, sizeof url, "%s/v1/health", n->base);
-    n->host->http_request(ex, "GET", url);
-    n->host->set_timeout_ms(ex, n->timeout_ms);
-    n->host->set_tls(ex, n->ca_file, n->insecure);
+    http_request_at(n->host, ex, &n->conn, "GET", n->base, "/v1/health");
     return HERALD_OK;
 }
 

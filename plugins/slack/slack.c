@@ -13,14 +13,11 @@
 
 #include "../common/http.h"
 
-#define DEFAULT_TIMEOUT_S 10
 #define HEADER_MAX 150
 #define SECTION_MAX 3000
 #define SECTIONS_MAX 40 /* 50 blocks in all, a few for header and context */
 #define TEXT_FALLBACK_MAX 300
 #define TRUNCATED "\n_[…] (truncated by herald)_"
-
-enum overflow { OVERFLOW_SPLIT, OVERFLOW_TRUNCATE, OVERFLOW_UPSTREAM };
 
 typedef struct slack {
     const herald_host *host;
@@ -30,10 +27,8 @@ typedef struct slack {
     char *channel;  /* for the bot token */
     char *api;      /* Web API base, default https://slack.com/api */
     int color[HTTP_NSEV];
-    enum overflow overflow;
-    long long timeout_ms;
-    char *ca_file;
-    int insecure;
+    http_overflow overflow;
+    http_conn conn;
 } slack;
 
 static const herald_setting_spec settings[] = {
@@ -48,9 +43,7 @@ static const herald_setting_spec settings[] = {
     {"overflow", HERALD_SETTING_STRING, 0, 0, 0,
      "body over 40 sections of 3,000 characters: split (default: as many sections as "
      "allowed, then cut), truncate or upstream"},
-    {"timeout", HERALD_SETTING_INT, 0, 1, 300, "seconds before the attempt is abandoned (10)"},
-    {"ca_file", HERALD_SETTING_STRING, 0, 0, 0, "PEM file of CAs trusted for Slack"},
-    {"insecure", HERALD_SETTING_BOOL, 0, 0, 0, "skip TLS verification (never in production)"},
+    HTTP_CONN_SETTINGS,
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -58,11 +51,6 @@ static const char *const schemes[] = {"slack", NULL};
 
 static const int default_color[HTTP_NSEV] = {0x95A5A6, 0x3498DB, 0x2ECC71,
                                              0xF39C12, 0xE74C3C, 0x992D22};
-
-static char *dup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
 
 static void destroy(void *state)
 {
@@ -73,7 +61,7 @@ static void destroy(void *state)
     free(k->token);
     free(k->channel);
     free(k->api);
-    free(k->ca_file);
+    http_conn_free(&k->conn);
     free(k);
 }
 
@@ -82,11 +70,6 @@ static herald_status refuse(const herald_host *h, herald_result *res, slack *k, 
     h->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG, "%s", msg);
     destroy(k);
     return HERALD_E_CONFIG;
-}
-
-static int http_url(const char *u)
-{
-    return u && (strncasecmp(u, "https://", 8) == 0 || strncasecmp(u, "http://", 7) == 0);
 }
 
 static herald_status create(const herald_host *host, herald_channel *ch, const herald_settings *s,
@@ -103,18 +86,17 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     if (!url == !token)
         return refuse(host, res, k, "give either url (an incoming webhook) or token and "
                                     "channel (a bot), not both and not neither");
-    if (url && (!http_url(url) || !strstr(url, "/services/")))
+    if (url && (!http_scheme_ok(url) || !strstr(url, "/services/")))
         return refuse(host, res, k, "url must be an incoming webhook URL, "
                                     "https://hooks.slack.com/services/T.../B.../...");
     if (token && (!channel || !*channel))
         return refuse(host, res, k, "a bot token needs channel, e.g. channel = \"#ops\"");
     const char *api = host->setting_string(s, "api_url");
-    if (api && !http_url(api))
-        return refuse(host, res, k, "api_url must be http(s)://...");
-    k->webhook = dup(url);
-    k->token = dup(token);
-    k->channel = dup(channel);
-    k->api = dup(api ? api : "https://slack.com/api");
+    if (http_base(host, api ? api : "https://slack.com/api", &k->api) < 0)
+        return refuse(host, res, k, "api_url must be http(s)://host[:port][/path]");
+    k->webhook = http_dup(url);
+    k->token = http_dup(token);
+    k->channel = http_dup(channel);
     if (url) {
         const char *secret = strstr(url, "/services/") + 10;
         host->add_secret(ch, secret);
@@ -125,24 +107,9 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     if (!http_priorities(host, s, "colors", k->color, 0, 0xFFFFFF))
         return refuse(host, res, k, "colors must map severities (debug ... critical) to RGB "
                                     "numbers, e.g. colors = { error = 0xE74C3C; }");
-    const char *of = host->setting_string(s, "overflow");
-    if (!of || !strcmp(of, "split"))
-        k->overflow = OVERFLOW_SPLIT;
-    else if (!strcmp(of, "truncate"))
-        k->overflow = OVERFLOW_TRUNCATE;
-    else if (!strcmp(of, "upstream"))
-        k->overflow = OVERFLOW_UPSTREAM;
-    else
+    if (!http_overflow_read(host, s, &k->overflow))
         return refuse(host, res, k, "overflow must be split, truncate or upstream");
-    long long timeout = DEFAULT_TIMEOUT_S;
-    host->setting_int(s, "timeout", &timeout);
-    k->timeout_ms = timeout * 1000;
-    k->ca_file = dup(host->setting_string(s, "ca_file"));
-    host->setting_bool(s, "insecure", &k->insecure);
-    size_t n = k->api ? strlen(k->api) : 0;
-    while (n > 0 && k->api[n - 1] == '/')
-        k->api[--n] = '\0';
-    if (!k->api || (url && !k->webhook) || (token && (!k->token || !k->channel))) {
+    if (!http_conn_read(host, ch, s, &k->conn) || !k->api || (url && !k->webhook) || (token && (!k->token || !k->channel))) {
         destroy(k);
         return HERALD_E_NOMEM;
     }
@@ -262,37 +229,18 @@ static char *mrkdwn(const char *md)
     return out;
 }
 
-static size_t chars(const char *s, size_t bytes)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < bytes && s[i]; i++)
-        n += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return n;
-}
-
-/* Bytes of s with at most max characters, preferring a line or word end. */
-static size_t cut(const char *s, size_t max)
-{
-    size_t bytes = 0, n = 0, brk = 0, brk_n = 0;
-    while (s[bytes] && n < max) {
-        size_t len = 1;
-        while (((unsigned char)s[bytes + len] & 0xC0) == 0x80)
-            len++;
-        bytes += len;
-        n++;
-        if (s[bytes - 1] == '\n' || s[bytes - 1] == ' ') {
-            brk = bytes;
-            brk_n = n;
-        }
-    }
-    if (s[bytes] && brk && brk_n > max - max / 4)
-        return brk;
-    return bytes;
-}
-
 static json_t *text_obj(const char *type, const char *text)
 {
     return json_pack("{s:s, s:s}", "type", type, "text", text);
+}
+
+/* A Web API request with the bot token. */
+static void api_call(slack *k, herald_exchange *ex, const char *method)
+{
+    char auth[1024];
+    snprintf(auth, sizeof auth, "Bearer %s", k->token);
+    http_request_at(k->host, ex, &k->conn, "POST", k->api, method);
+    k->host->http_header(ex, "Authorization", auth);
 }
 
 static herald_status build(slack *k, const herald_message *m, herald_exchange *ex)
@@ -306,7 +254,7 @@ static herald_status build(slack *k, const herald_message *m, herald_exchange *e
     herald_severity sev = h->msg_severity(m);
     json_t *blocks = json_array();
     char header[HEADER_MAX * 4 + 8];
-    size_t hb = cut(title ? title : "", HEADER_MAX - 1);
+    size_t hb = http_utf8_prefix(title ? title : "", HEADER_MAX - 1, HTTP_CUT_WORD);
     snprintf(header, sizeof header, "%.*s%s", (int)hb, title ? title : "",
              title && title[hb] ? "…" : "");
     json_t *hdr = json_pack("{s:s, s:{s:s, s:s, s:b}}", "type", "header", "text", "type",
@@ -320,22 +268,22 @@ static herald_status build(slack *k, const herald_message *m, herald_exchange *e
     const char *p = md;
     int sections = 0;
     while (*p) {
-        int last = sections == SECTIONS_MAX - 1 || k->overflow == OVERFLOW_TRUNCATE;
-        size_t take = k->overflow == OVERFLOW_UPSTREAM ? strlen(p)
-                      : last ? cut(p, SECTION_MAX - chars(TRUNCATED, sizeof TRUNCATED))
-                             : cut(p, SECTION_MAX);
+        int last = sections == SECTIONS_MAX - 1 || k->overflow == HTTP_TRUNCATE;
+        size_t take = k->overflow == HTTP_UPSTREAM ? strlen(p)
+                      : last ? http_utf8_prefix(p, SECTION_MAX - http_utf8_chars(TRUNCATED), HTTP_CUT_WORD)
+                             : http_utf8_prefix(p, SECTION_MAX, HTTP_CUT_WORD);
         char *part = malloc(take + sizeof TRUNCATED);
         if (!part)
             break;
         memcpy(part, p, take);
         part[take] = '\0';
-        if (last && p[take] && k->overflow != OVERFLOW_UPSTREAM)
+        if (last && p[take] && k->overflow != HTTP_UPSTREAM)
             strcat(part, TRUNCATED);
         json_array_append_new(blocks, json_pack("{s:s, s:o}", "type", "section", "text",
                                                 text_obj("mrkdwn", part)));
         free(part);
         sections++;
-        if (last && k->overflow != OVERFLOW_UPSTREAM)
+        if (last && k->overflow != HTTP_UPSTREAM)
             break;
         p += take;
     }
@@ -349,7 +297,7 @@ static herald_status build(slack *k, const herald_message *m, herald_exchange *e
     free(ctx_md);
     /* `text` is what notifications and screen readers show. */
     char fallback[TEXT_FALLBACK_MAX * 4 + 8];
-    size_t fb = cut(md, TEXT_FALLBACK_MAX);
+    size_t fb = http_utf8_prefix(md, TEXT_FALLBACK_MAX, HTTP_CUT_WORD);
     snprintf(fallback, sizeof fallback, "%s%s%.*s", title ? title : "", *md ? ": " : "", (int)fb,
              md);
     free(md);
@@ -366,19 +314,12 @@ static herald_status build(slack *k, const herald_message *m, herald_exchange *e
     json_decref(o);
     if (!json)
         return HERALD_E_NOMEM;
-    if (k->token) {
-        char url[1024], auth[1024];
-        snprintf(url, sizeof url, "%s/chat.postMessage", k->api);
-        snprintf(auth, sizeof auth, "Bearer %s", k->token);
-        h->http_request(ex, "POST", url);
-        h->http_header(ex, "Authorization", auth);
-    } else {
-        h->http_request(ex, "POST", k->webhook);
-    }
+    if (k->token)
+        api_call(k, ex, "/chat.postMessage");
+    else
+        http_request(h, ex, &k->conn, "POST", k->webhook);
     h->http_header(ex, "Content-Type", "application/json; charset=utf-8");
     h->http_body(ex, json, strlen(json));
-    h->set_timeout_ms(ex, k->timeout_ms);
-    h->set_tls(ex, k->ca_file, k->insecure);
     free(json);
     return HERALD_OK;
 }
@@ -398,16 +339,12 @@ static herald_status test(void *state, unsigned flags, const herald_message *m,
     if (flags & HERALD_TEST_SEND)
         return build(k, m, ex);
     if (k->token) {
-        char url[1024], auth[1024];
-        snprintf(url, sizeof url, "%s/auth.test", k->api);
-        snprintf(auth, sizeof auth, "Bearer %s", k->token);
-        k->host->http_request(ex, "POST", url);
-        k->host->http_header(ex, "Authorization", auth);
+        api_call(k, ex, "/auth.test");
     } else {
         k->host->connect_request(ex, k->webhook);
+        k->host->set_timeout_ms(ex, k->conn.timeout_ms);
+        k->host->set_tls(ex, k->conn.ca_file, k->conn.insecure);
     }
-    k->host->set_timeout_ms(ex, k->timeout_ms);
-    k->host->set_tls(ex, k->ca_file, k->insecure);
     return HERALD_OK;
 }
 

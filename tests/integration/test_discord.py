@@ -6,8 +6,6 @@ Unknown Webhook disabling the channel, the GET test, discord:// URLs, no token i
 Environment: HERALD (the built herald), HERALD_PLUGIN_PATH (built plugins).
 """
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,19 +13,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
 from discord import FakeDiscord  # noqa: E402
+from channeltest import HERALD, delivery, herald  # noqa: E402
 from taplib import bail_out, done_testing, is_, like, ok  # noqa: E402
 
-HERALD = os.environ.get("HERALD")
 HOOK, TOKEN = "1234567890", "tok-secret-abc"
-
-
-def herald(tmp, *args):
-    env = {k: v for k, v in os.environ.items()
-           if k != "HERALD_CONFIG" and "proxy" not in k.lower()}
-    env["HOME"] = env["XDG_STATE_HOME"] = tmp
-    p = subprocess.run([HERALD] + list(args), capture_output=True, text=True, timeout=60,
-                       env=env, stdin=subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
 
 
 def config(tmp, name, url, extra=""):
@@ -85,7 +74,7 @@ def main():
         # 429 with retry_after: retried, at the time Discord asked.
         d.limit_next(1, retry_after=2.5)
         rc, out, err = herald(tmp, "-c", cfg, "send", "--to", "chat", "--json", "Busy")
-        dl = (json.loads(out or "{}").get("deliveries") or [{}])[0]
+        dl = delivery(out)
         is_((rc, dl.get("verdict"), dl.get("status")), (1, "retry", "rate_limited"),
             "429 is retried", err)
         like(dl.get("detail", ""), r"retry after 2\.50 s", "after Discord's retry_after")
@@ -107,11 +96,14 @@ def main():
         ok("tok-wrong-xyz" not in err + out, "the wrong token is not printed either")
         d.delete(HOOK)
         rc, out, err = herald(tmp, "-c", cfg, "send", "--to", "chat", "--json", "Gone?")
-        dl = (json.loads(out or "{}").get("deliveries") or [{}])[0]
+        dl = delivery(out)
         is_((dl.get("verdict"), dl.get("status")), ("disable", "gone"),
             "Unknown Webhook (10015) disables the destination")
-        rc, out, err = herald(tmp, "-c", cfg, "queue", "--json")
-        ok(rc == 0, "queue readable after the disable")
+        before = len(d.requests())
+        rc, out, err = herald(tmp, "-c", cfg, "send", "--to", "chat", "--json", "After")
+        like(delivery(out).get("detail", ""), r"channel is disabled \(Unknown Webhook",
+             "the next event waits for 'herald channel enable' instead of being posted")
+        is_(len(d.requests()), before, "and nothing reaches Discord")
 
         # discord://ID/TOKEN is accepted as a channel (no traffic: herald check only builds it).
         url_cfg = Path(tmp) / "u.conf"

@@ -6,8 +6,6 @@ side-effect-free test, the gotify:// URL form, and that the token never leaks.
 Environment: HERALD (the built herald), HERALD_PLUGIN_PATH (built plugins).
 """
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,24 +13,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
 from gotify import FakeGotify  # noqa: E402
+from channeltest import HERALD, delivery, herald  # noqa: E402
 from taplib import bail_out, done_testing, is_, like, ok  # noqa: E402
 
-HERALD = os.environ.get("HERALD")
 TOKEN = "AbCdEf.9hJ-Secret"
-
-
-def env_for(tmp):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HERALD_CONFIG",) and "proxy" not in k.lower()}
-    env["HOME"] = tmp
-    env["XDG_STATE_HOME"] = tmp
-    return env
-
-
-def herald(tmp, *args):
-    p = subprocess.run([HERALD] + list(args), capture_output=True, text=True, timeout=60,
-                       env=env_for(tmp), stdin=subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
 
 
 def config(tmp, url, token=TOKEN, extra="", name="herald.conf"):
@@ -92,7 +76,7 @@ def main():
         # Server errors are retried; 400s are not.
         g.fail_next(500)
         rc, out, err = herald(tmp, "-c", cfg, "send", "--json", "Retry me")
-        d = (json.loads(out or "{}").get("deliveries") or [{}])[0]
+        d = delivery(out)
         is_((rc, d.get("verdict"), d.get("status")), (1, "retry", "server"),
             "HTTP 500 from Gotify is a retry", err)
 

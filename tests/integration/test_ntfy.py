@@ -6,8 +6,6 @@ the health-check test, the ntfy:// URL form, and no credential in any output.
 Environment: HERALD (the built herald), HERALD_PLUGIN_PATH (built plugins).
 """
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,19 +13,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
 from ntfy import FakeNtfy  # noqa: E402
+from channeltest import HERALD, delivery, herald  # noqa: E402
 from taplib import bail_out, done_testing, is_, like, ok  # noqa: E402
 
-HERALD = os.environ.get("HERALD")
 TOKEN = "tk_AgQdq7mVBoFD37zQVN29RhuMzNIz2"
-
-
-def herald(tmp, *args):
-    env = {k: v for k, v in os.environ.items()
-           if k != "HERALD_CONFIG" and "proxy" not in k.lower()}
-    env["HOME"] = env["XDG_STATE_HOME"] = tmp
-    p = subprocess.run([HERALD] + list(args), capture_output=True, text=True, timeout=60,
-                       env=env, stdin=subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
 
 
 def config(tmp, name, url, extra):
@@ -84,7 +73,7 @@ def main():
         like(err, r"HTTP 403: forbidden \(ntfy code 40301\)", "403 on a protected topic")
         n.limit_next(1)
         rc, out, err = herald(tmp, "-c", cfg, "send", "--json", "Busy")
-        d = (json.loads(out or "{}").get("deliveries") or [{}])[0]
+        d = delivery(out)
         is_((rc, d.get("verdict"), d.get("status")), (1, "retry", "rate_limited"),
             "429 is retried", err)
 

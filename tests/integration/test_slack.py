@@ -6,9 +6,6 @@ webhooks disabling, bot tokens with ok:false, auth.test, slack:// URLs, no secre
 
 Environment: HERALD (the built herald), HERALD_PLUGIN_PATH (built plugins).
 """
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -16,20 +13,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
 from slack import FakeSlack  # noqa: E402
+from channeltest import HERALD, delivery, herald  # noqa: E402
 from taplib import bail_out, done_testing, is_, like, ok  # noqa: E402
 
-HERALD = os.environ.get("HERALD")
 HOOK = "T0AAA/B0BBB/s3cretHookPart"
 BOT = "xoxb-1234-5678-SeCrEtBoT"
-
-
-def herald(tmp, *args):
-    env = {k: v for k, v in os.environ.items()
-           if k != "HERALD_CONFIG" and "proxy" not in k.lower()}
-    env["HOME"] = env["XDG_STATE_HOME"] = tmp
-    p = subprocess.run([HERALD] + list(args), capture_output=True, text=True, timeout=60,
-                       env=env, stdin=subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
 
 
 def config(tmp, name, settings):
@@ -39,13 +27,6 @@ def config(tmp, name, settings):
                     'channels = ( { name = "team"; plugin = "slack"; %s } );\n'
                     % (tmp, name, tmp, settings))
     return str(path)
-
-
-def delivery(out):
-    try:
-        return (json.loads(out).get("deliveries") or [{}])[0]
-    except ValueError:
-        return {}
 
 
 def main():
