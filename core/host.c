@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "internal.h"
+#include "template.h"
 
 #define MAX_STEPS_HEADERS 64
 #define MAX_REQUEST_BODY (16 * 1024 * 1024)
@@ -450,6 +452,90 @@ static void h_result_retry_at(herald_result *res, long long unix_ms)
     res->retry_at = unix_ms;
 }
 
+/* ---- templates (ABI 1.1) ---- */
+
+#define MAX_TEMPLATE_FILE (256 * 1024)
+
+static json_t *jstr(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* The context a template sees: the message, the channel, the year, then vars. */
+static json_t *render_context(const herald_channel *ch, const herald_message *m,
+                              const char *const *vars)
+{
+    const herald_event *ev = m->ev;
+    json_t *fields = json_object(), *list = json_array();
+    for (size_t i = 0; i < ev->nfields; i++) {
+        json_object_set_new(fields, ev->fields[i].name, json_string(ev->fields[i].value));
+        json_array_append_new(list, json_pack("{s:s, s:s}", "name", ev->fields[i].name, "value",
+                                              ev->fields[i].value));
+    }
+    json_t *data = ev->data ? json_loads(ev->data, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *ctx = json_object();
+    json_object_set_new(ctx, "id", jstr(ev->id));
+    json_object_set_new(ctx, "type", jstr(ev->type));
+    json_object_set_new(ctx, "severity", jstr(hr_severity_name(ev->severity)));
+    json_object_set_new(ctx, "title", jstr(ev->title));
+    json_object_set_new(ctx, "body", jstr(ev->body ? ev->body : ""));
+    json_object_set_new(ctx, "source", jstr(ev->source));
+    json_object_set_new(ctx, "timestamp", jstr(ev->timestamp));
+    json_object_set_new(ctx, "user", jstr(ev->user));
+    json_object_set_new(ctx, "address", jstr(m->address));
+    json_object_set_new(ctx, "channel", jstr(ch ? ch->name : NULL));
+    json_object_set_new(ctx, "year", json_stringn(ev->timestamp, strlen(ev->timestamp) >= 4 ? 4 : 0));
+    json_object_set_new(ctx, "fields", fields);
+    json_object_set_new(ctx, "field_list", list);
+    json_object_set_new(ctx, "data", data ? data : json_null());
+    for (size_t i = 0; vars && vars[i] && vars[i + 1]; i += 2)
+        json_object_set_new(ctx, vars[i], json_string(vars[i + 1]));
+    return ctx;
+}
+
+static char *h_render(const herald_channel *ch, const herald_message *m, const char *tmpl,
+                      const char *const *vars, unsigned escape, size_t max, herald_result *res)
+{
+    static const hr_template_escape modes[] = {HR_TEMPLATE_HTML, HR_TEMPLATE_JSON, HR_TEMPLATE_RAW};
+    if (!m || !tmpl || escape >= sizeof modes / sizeof *modes) {
+        if (res)
+            h_result(res, HERALD_VERDICT_FAILED, HERALD_E_INVALID,
+                     "render() needs a message, a template and a HERALD_ESCAPE_* mode");
+        return NULL;
+    }
+    json_t *ctx = render_context(ch, m, vars);
+    char err[256];
+    char *out = hr_template_render(tmpl, ctx, modes[escape], max, err, sizeof err);
+    json_decref(ctx);
+    if (!out && res)
+        h_result(res, HERALD_VERDICT_FAILED,
+                 strstr(err, "output over") ? HERALD_E_TOO_LARGE : HERALD_E_CONFIG, "%s", err);
+    return out;
+}
+
+/* Template directories, most specific first: HERALD_TEMPLATE_PATH (colon-
+ * separated, for tests and packagers) replaces the two built-in ones. */
+static char *h_template_load(const char *name)
+{
+    if (!name || !*name || name[0] == '/' || strstr(name, "..") || hr_has_ctl(name))
+        return NULL;
+    const char *env = getenv("HERALD_TEMPLATE_PATH");
+    char *dirs = hr_strdup(env && *env ? env
+                                       : HERALD_SYSCONFDIR "/herald/templates:" HERALD_DATADIR
+                                                           "/herald/templates");
+    char *text = NULL, *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d && !text; d = strtok_r(NULL, ":", &save)) {
+        char *path = hr_asprintf("%s/%s", d, name);
+        char err[256];
+        text = hr_read_file(path, 0, MAX_TEMPLATE_FILE, err, sizeof err);
+        if (!text && access(path, F_OK) == 0)
+            hr_log(HERALD_LOG_WARNING, "template %s: %s", name, err);
+        free(path);
+    }
+    free(dirs);
+    return text;
+}
+
 const herald_host hr_host = {
     .struct_size = sizeof(herald_host),
     .abi_major = HERALD_PLUGIN_ABI_MAJOR,
@@ -498,4 +584,6 @@ const herald_host hr_host = {
     .result = h_result,
     .result_retry_at = h_result_retry_at,
     .parse_retry_after = hr_parse_retry_after,
+    .render = h_render,
+    .template_load = h_template_load,
 };

@@ -57,6 +57,8 @@ static json_t *lookup(render *r, const char *name, size_t len)
             memcpy(key, p, seg);
             key[seg] = '\0';
             json_t *next = json_is_object(v) ? json_object_get(v, key) : NULL;
+            if (json_is_array(v) && seg > 0 && strspn(key, "0123456789") == seg)
+                next = json_array_get(v, strtoul(key, NULL, 10)); /* list.0: an item */
             if (!next && first)
                 break; /* not here: try the enclosing context */
             v = next;

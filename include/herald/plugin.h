@@ -80,7 +80,7 @@ extern "C" {
 #endif
 
 #define HERALD_PLUGIN_ABI_MAJOR 1
-#define HERALD_PLUGIN_ABI_MINOR 0
+#define HERALD_PLUGIN_ABI_MINOR 1
 
 /* Name of the one symbol every plugin exports. */
 #define HERALD_PLUGIN_SYMBOL "herald_plugin_info"
@@ -146,6 +146,11 @@ typedef enum herald_purpose {
 
 /* Flags for smtp_request(). */
 #define HERALD_SMTP_REQUIRE_TLS 0x1u /* STARTTLS is mandatory; never fall back to plaintext */
+
+/* Escaping for host->render() (ABI 1.1). */
+#define HERALD_ESCAPE_HTML 0u /* & < > " ' as entities: HTML bodies */
+#define HERALD_ESCAPE_JSON 1u /* as JSON string content: JSON bodies */
+#define HERALD_ESCAPE_NONE 2u /* nothing escaped: plain text */
 
 /* Log levels (syslog numbering). */
 #define HERALD_LOG_ERROR 3
@@ -257,6 +262,28 @@ typedef struct herald_host {
     void (*result_retry_at)(herald_result *res, long long unix_ms);
     /* Retry-After as delay-seconds or HTTP-date -> Unix ms, or -1 if unparsable. */
     long long (*parse_retry_after)(const char *value, long long now_ms);
+
+    /* ---- ABI 1.1: templates. Check HERALD_HOST_HAS(host, render) first. ---- */
+
+    /* Render tmpl, a Mustache subset (variables, dotted names, sections,
+     * inverted sections, comments; {{{x}}} or {{& x}} unescaped; no partials,
+     * nothing fetched), with the message as context: id, type, severity,
+     * title, body, source, timestamp, user, address, channel, year, fields
+     * (object of the event's fields), field_list (the same as a list of
+     * {name, value}, in order; field_list.0 is its first item), data (the
+     * event's JSON payload), and
+     * each name/value pair of vars (NULL-terminated, may be NULL; a pair
+     * overrides a message key). escape is a HERALD_ESCAPE_* value; max bounds
+     * the output (0: 1 MiB). Returns text to release with host->free(), or
+     * NULL with the reason (a template line) set in res as FAILED. */
+    char *(*render)(const herald_channel *ch, const herald_message *m, const char *tmpl,
+                    const char *const *vars, unsigned escape, size_t max, herald_result *res);
+    /* The text of template `name`, a relative path such as
+     * "email/backup.failed.html": from the administrator's directory
+     * (SYSCONFDIR/herald/templates) when it has the file, else the packaged one
+     * (DATADIR/herald/templates). NULL when neither has it or the name is not a
+     * plain relative path. Release with host->free(). */
+    char *(*template_load)(const char *name);
 } herald_host;
 
 #define HERALD_HOST_HAS(host, member) \

@@ -22,7 +22,8 @@ ok $? "the plugin exports exactly one symbol, herald_plugin_info (got: $exports)
 
 HERALD_PLUGIN_PATH="$tmp/plugins"; export HERALD_PLUGIN_PATH
 out=$("$HERALD" plugins 2>&1)
-echo "$out" | grep -q "^filesink .*1\.0\.0 .*ABI 1\.0 .*$tmp/plugins/filesink\.so"
+minor=$(sed -n 's/^#define HERALD_PLUGIN_ABI_MINOR \([0-9]*\)$/\1/p' "$HERALD_SRCDIR/include/herald/plugin.h")
+echo "$out" | grep -q "^filesink .*1\.0\.0 .*ABI 1\.$minor .*$tmp/plugins/filesink\.so"
 ok $? "herald plugins lists it with version, ABI and path"
 
 cat > "$tmp/herald.conf" <<CONF

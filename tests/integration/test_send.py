@@ -571,7 +571,7 @@ def plugins_command():
         is_(res.rc, 0, "herald plugins: exit 0", res.describe)
         line = next((l for l in res.out.splitlines() if "webhook" in l), None)
         like(line, r"\d+\.\d+(\.\d+)?", "herald plugins: webhook listed with its version", res.describe)
-        like(res.out, r"\b1\.0\b", "herald plugins: ABI 1.0 shown", res.describe)
+        like(res.out, r"\b1\.1\b", "herald plugins: ABI 1.1 shown", res.describe)
         ok(re.search(r"\bjson\b", res.out) and re.search(r"\bjsons\b", res.out),
            "herald plugins: schemes json and jsons shown", res.describe)
 

@@ -36,17 +36,20 @@ int main(void)
     char *file;
 
     file = hr_asprintf("%s/badmajor.la", test_dir);
+    char *want = hr_asprintf("plugin ABI 2.0 is incompatible with this herald's ABI 1.%d",
+                             HERALD_PLUGIN_ABI_MINOR);
     refused(l, "badmajor", HERALD_E_ABI,
-            (const char *const[]){file, "plugin ABI 2.0 is incompatible with this herald's ABI 1.0",
-                                  "major version differs", "rebuild the plugin", NULL},
+            (const char *const[]){file, want, "major version differs", "rebuild the plugin", NULL},
             "wrong major refused");
+    free(want);
     free(file);
 
     file = hr_asprintf("%s/newminor.la", test_dir);
+    want = hr_asprintf("plugin needs ABI 1.%d but this herald provides ABI 1.%d",
+                       HERALD_PLUGIN_ABI_MINOR + 1, HERALD_PLUGIN_ABI_MINOR);
     refused(l, "newminor", HERALD_E_ABI,
-            (const char *const[]){file, "plugin needs ABI 1.1 but this herald provides ABI 1.0",
-                                  "upgrade herald", NULL},
-            "newer minor refused");
+            (const char *const[]){file, want, "upgrade herald", NULL}, "newer minor refused");
+    free(want);
     free(file);
 
     file = hr_asprintf("%s/nosym.la", test_dir);
@@ -95,7 +98,7 @@ int main(void)
     herald_channel *ch = NULL;
     st = cfg ? hr_channel_open(l, &cfg->channels[0], &ch, err, sizeof err) : HERALD_E_CONFIG;
     is_int(st, HERALD_E_CONFIG, "create failure refused");
-    char *want = hr_asprintf("%s:2: channel 'svc': plugin failcreate refused its settings: api key "
+    want = hr_asprintf("%s:2: channel 'svc': plugin failcreate refused its settings: api key "
                              "*** was refused by the service", conf);
     is_str(err, want, "create failure names file:line, channel and reason, secret redacted");
     ok(strstr(err, "k-123456789") == NULL, "secret never printed");
