@@ -8,10 +8,13 @@
 #define EXIT_USAGE 2
 #define EXIT_NOTHING 3
 
+struct hr_routing;
+
 typedef struct cli_ctx {
     const char *config_opt;
     hr_config *cfg;
     hr_loader *loader;
+    struct hr_routing *routing; /* built by the commands that route */
 } cli_ctx;
 
 /* Print "herald: MESSAGE" (secrets redacted) and exit 2. */
@@ -29,5 +32,7 @@ int cli_retry(cli_ctx *c, int argc, char **argv);
 int cli_queue(cli_ctx *c, int argc, char **argv);
 int cli_stats(cli_ctx *c, int argc, char **argv);
 int cli_channel(cli_ctx *c, int argc, char **argv);
+int cli_route(cli_ctx *c, int argc, char **argv);
+int cli_explain(cli_ctx *c, int argc, char **argv);
 
 #endif /* HERALD_CLI_H */

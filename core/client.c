@@ -27,6 +27,7 @@ struct herald {
     hr_config *cfg;
     hr_loader *loader;
     hr_store *store; /* opened on first embedded use */
+    hr_routing *routing; /* built on first embedded use */
 };
 
 static __thread char last_error[512];
@@ -77,6 +78,7 @@ void herald_close(herald *h)
     if (!h)
         return;
     hr_store_close(h->store);
+    hr_routing_free(h->routing);
     hr_loader_free(h->loader);
     hr_config_free(h->cfg);
     pthread_mutex_destroy(&h->lock);
@@ -264,11 +266,15 @@ herald_status herald_submit(herald *h, const herald_event *ev, char id[HERALD_ID
     }
     if ((st = open_store(h)) != HERALD_OK)
         goto out;
-    herald_event *copy = event_copy(ev);
     char err[1024];
+    if (!h->routing && hr_routing_load(&h->routing, h->cfg, h->loader, err, sizeof err) != HERALD_OK) {
+        st = fail(HERALD_E_CONFIG, "%s", err);
+        goto out;
+    }
+    herald_event *copy = event_copy(ev);
     int duplicate = 0;
-    st = hr_submit(h->cfg, h->loader, h->store, NULL, copy, ev->to, ev->nto, &duplicate, err,
-                   sizeof err);
+    st = hr_submit(h->cfg, h->loader, h->routing, h->store, NULL, copy, ev->to, ev->nto,
+                   &duplicate, err, sizeof err);
     if (st != HERALD_OK) {
         fail(st, "%s", err);
     } else {

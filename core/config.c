@@ -25,7 +25,7 @@ static const char *const known_top[] = {
 
 /* Channel entry keys that belong to herald, not to the plugin. */
 static const char *const host_channel_keys[] = {"name", "plugin", "retry", "max_concurrent",
-                                                "max_rate", NULL};
+                                                "max_rate", "address", NULL};
 
 static const char *const known_retry[] = {"schedule", "max_attempts", "max_age", "jitter",
                                           "disable_after", NULL};
@@ -257,6 +257,8 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
             FAIL_AT(s, "limits must be integers from 1 to 67108864");
     }
 
+    c->routed = config_setting_get_member(root, "routes") != NULL ||
+                config_setting_get_member(root, "fallback") != NULL;
     config_setting_t *chs = config_setting_get_member(root, "channels");
     if (chs) {
         if (!config_setting_is_list(chs) && !config_setting_is_array(chs))

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "route.h"
 #include "client.h"
 #include "dispatch.h"
 #include "internal.h"
@@ -55,6 +56,8 @@ static const char main_usage[] =
     "  queue                 deliveries by state and channel\n"
     "  stats                 per channel success rate and latency\n"
     "  channel enable NAME   re-enable a channel herald disabled\n"
+    "  route test -e TYPE    dry run: who would hear about such an event, and why\n"
+    "  explain EVENT_ID      how a stored event was routed, and what became of it\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default: $HERALD_CONFIG, then\n"
@@ -140,6 +143,7 @@ void cli_load(cli_ctx *c, int allow_missing)
 void cli_free(cli_ctx *c)
 {
 #ifndef HERALD_FRONT
+    hr_routing_free(c->routing);
     hr_loader_free(c->loader);
 #endif
     hr_config_free(c->cfg);
@@ -308,6 +312,9 @@ typedef struct target {
     char *name;         /* for output, after the channel is closed */
     const char *plugin; /* owned by the loader */
     char *key;      /* channel name, or the URL of an ad-hoc channel */
+    char *user;     /* the recipient of an addressed delivery, or NULL */
+    char *address;  /* and their address on the channel */
+    int owner;      /* this target's ch is adopted (several users share one) */
     int adhoc;
     int attempted;  /* at least one attempt recorded */
     int attempts;   /* recorded so far */
@@ -331,6 +338,8 @@ static void on_attempt(void *arg, const hr_claim *c, const hr_outcome *o, hr_dst
     for (size_t i = 0; i < ss->n; i++) {
         target *t = &ss->t[i];
         if (t->adhoc != adhoc || strcmp(t->key, adhoc ? (c->address ? c->address : "") : c->channel))
+            continue;
+        if (!adhoc && !hr_streq(t->user, c->recipient) && (t->user || c->recipient))
             continue;
         t->attempted = 1;
         t->attempts = c->attempts + 1;
@@ -363,7 +372,8 @@ static void sync_from_store(hr_store *store, const char *event_id, target *t, si
         int adhoc = strcmp(r->channel, HR_ADHOC_CHANNEL) == 0;
         for (size_t k = 0; k < n; k++) {
             if (t[k].attempted || t[k].adhoc != adhoc ||
-                (!adhoc && strcmp(t[k].key, r->channel) != 0))
+                (!adhoc && strcmp(t[k].key, r->channel) != 0) ||
+                (!adhoc && (t[k].user || r->recipient) && !hr_streq(t[k].user, r->recipient)))
                 continue;
             t[k].attempted = 1;
             t[k].elsewhere = 1;
@@ -485,6 +495,71 @@ static void open_targets(ctx *c, char **to, size_t nto, target **out, size_t *no
     *nout = n;
 }
 
+static int seen_cb(void *ctx_, const char *route, const char *key, long long window_ms,
+                   long long now)
+{
+    return hr_store_route_seen(ctx_, route, key, window_ms, now);
+}
+
+static int take_cb(void *ctx_, const char *route, int n, long long period_ms, long long now)
+{
+    return hr_store_route_take(ctx_, route, n, period_ms, now);
+}
+
+/* What the routes decide for ev: one target per (channel, recipient) to send
+ * or defer; each channel opened once, before anything is stored. */
+static void route_targets(ctx *c, hr_store *store, herald_event *ev, target **out, size_t *nout,
+                          char **trail)
+{
+    char err[1024];
+    if (hr_routing_load(&c->routing, c->cfg, c->loader, err, sizeof err) != HERALD_OK)
+        cli_die("%s", err);
+    hr_route_state state = {store, seen_cb, take_cb};
+    hr_decisions dec;
+    hr_route_event(c->routing->router, c->routing->dir, ev, ev->created_ms, &state, &dec);
+    target *t = hr_calloc(dec.n + 1, sizeof *t);
+    size_t n = 0;
+    for (size_t i = 0; i < dec.n; i++) {
+        const hr_decision *x = &dec.v[i];
+        if (x->action == HR_SKIP)
+            continue;
+        target *y = &t[n];
+        for (size_t k = 0; k < n && !y->ch; k++)
+            if (strcmp(t[k].key, x->channel) == 0)
+                y->ch = t[k].ch;
+        if (!y->ch) {
+            if (hr_channel_open(c->loader, hr_config_channel(c->cfg, x->channel), &y->ch, err,
+                                sizeof err) != HERALD_OK)
+                cli_die("%s", err);
+            y->owner = 1;
+        }
+        y->key = hr_strdup(x->channel);
+        y->user = x->user ? hr_strdup(x->user) : NULL;
+        y->address = x->address ? hr_strdup(x->address) : NULL;
+        y->name = x->user ? hr_asprintf("%s -> %s", x->channel, x->user) : hr_strdup(x->channel);
+        y->plugin = y->ch->plugin->name;
+        if (x->action == HR_DEFER) {
+            y->attempted = 1;
+            y->state = HR_D_DEFERRED;
+            y->next_at = x->not_before;
+            y->out.verdict = HERALD_VERDICT_RETRY;
+            y->out.retry_at = x->not_before;
+            snprintf(y->out.detail, sizeof y->out.detail, "deferred: %s", x->reason);
+        }
+        n++;
+    }
+    if (n == 0) {
+        fprintf(stderr, "herald: event %s was routed to nobody", ev->id);
+        for (size_t i = 0; i < dec.nnotes; i++)
+            fprintf(stderr, "%s %s", i ? ";" : ":", dec.notes[i]);
+        fputc('\n', stderr);
+    }
+    *trail = hr_decisions_json(&dec);
+    hr_decisions_free(&dec);
+    *out = t;
+    *nout = n;
+}
+
 static json_t *outcome_json(const char *channel, const char *plugin, const hr_outcome *o)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:o}", "channel", channel, "plugin",
@@ -497,6 +572,8 @@ static json_t *outcome_json(const char *channel, const char *plugin, const hr_ou
 static json_t *target_json(const target *t)
 {
     json_t *o = outcome_json(t->name, t->plugin, &t->out);
+    if (t->user)
+        json_object_set_new(o, "user", json_string(t->user));
     json_object_set_new(o, "state", json_string(t->attempted ? hr_dstate_name(t->state)
                                                               : "pending"));
     json_object_set_new(o, "attempts", json_integer(t->attempts));
@@ -744,26 +821,35 @@ static int cmd_send(ctx *c, int argc, char **argv)
      * leave the event delivered to some channels and not others. */
     target *targets;
     size_t ntargets;
-    open_targets(c, to, nto, &targets, &ntargets);
-
     char *dbpath = hr_config_database(c->cfg, err, sizeof err);
     hr_store *store = NULL;
     if (!dbpath || hr_store_open(dbpath, &store, err, sizeof err) != HERALD_OK)
         cli_die("cannot open the queue: %s", err);
     free(dbpath);
 
-    /* Accepted means stored: the event and every delivery in one transaction. */
     hr_event_stamp(&ev);
-    hr_delivery_new *dn = hr_calloc(ntargets, sizeof *dn);
+    char *trail = NULL;
+    if (nto == 0 && hr_config_routed(c->cfg)) {
+        route_targets(c, store, &ev, &targets, &ntargets, &trail);
+    } else {
+        open_targets(c, to, nto, &targets, &ntargets);
+        for (size_t i = 0; i < ntargets; i++)
+            targets[i].owner = 1;
+    }
+
+    /* Accepted means stored: the event and every delivery in one transaction. */
+    hr_delivery_new *dn = hr_calloc(ntargets + 1, sizeof *dn);
     for (size_t i = 0; i < ntargets; i++) {
         dn[i].channel = targets[i].adhoc ? HR_ADHOC_CHANNEL : targets[i].key;
-        dn[i].address = targets[i].adhoc ? targets[i].key : NULL;
-        dn[i].next_at = ev.created_ms;
-        dn[i].state = HR_D_PENDING;
+        dn[i].recipient = targets[i].user;
+        dn[i].address = targets[i].adhoc ? targets[i].key : targets[i].address;
+        dn[i].next_at = targets[i].state == HR_D_DEFERRED ? targets[i].next_at : ev.created_ms;
+        dn[i].state = targets[i].state == HR_D_DEFERRED ? HR_D_DEFERRED : HR_D_PENDING;
     }
     int duplicate = 0;
-    herald_status st = hr_store_submit(store, &ev, dn, ntargets, c->cfg->idempotency_window_ms,
-                                       &duplicate);
+    herald_status st = hr_store_submit_routed(store, &ev, dn, ntargets,
+                                              c->cfg->idempotency_window_ms, &duplicate, trail);
+    free(trail);
     free(dn);
     if (st != HERALD_OK)
         cli_die("cannot queue the event: %s", hr_store_error(store));
@@ -774,9 +860,12 @@ static int cmd_send(ctx *c, int argc, char **argv)
             fprintf(stderr, "herald: idempotency key '%s' was already used by event %s; not "
                     "sent again\n", ev.idempotency_key, ev.id);
         for (size_t i = 0; i < ntargets; i++) {
-            hr_channel_close(targets[i].ch);
+            if (targets[i].owner)
+                hr_channel_close(targets[i].ch);
             free(targets[i].key);
             free(targets[i].name);
+            free(targets[i].user);
+            free(targets[i].address);
         }
         ntargets = 0;
     } else {
@@ -797,7 +886,8 @@ static int cmd_send(ctx *c, int argc, char **argv)
                          reason ? reason : "", targets[i].key);
             }
             free(reason);
-            hr_dispatcher_adopt(d, targets[i].key, targets[i].ch);
+            if (targets[i].owner)
+                hr_dispatcher_adopt(d, targets[i].key, targets[i].ch);
         }
         long long now = hr_now_ms();
         long long deadline = now + (wait_ms > 0 ? wait_ms : NOWAIT_SAFETY_MS);
@@ -806,7 +896,8 @@ static int cmd_send(ctx *c, int argc, char **argv)
             long long next_due = 0;
             for (size_t i = 0; i < ntargets; i++) {
                 all_attempted &= targets[i].attempted;
-                all_final &= targets[i].attempted && is_final(targets[i].state);
+                all_final &= targets[i].attempted && (is_final(targets[i].state) ||
+                                                      targets[i].state == HR_D_DEFERRED);
                 if (targets[i].attempted && targets[i].state == HR_D_PENDING &&
                     targets[i].next_at && (!next_due || targets[i].next_at < next_due))
                     next_due = targets[i].next_at;
@@ -841,7 +932,8 @@ static int cmd_send(ctx *c, int argc, char **argv)
             }
             /* Handed to heraldd and still on its way is queued, not failed. */
             int handed_off = targets[i].elsewhere && targets[i].state == HR_D_INFLIGHT;
-            if (!targets[i].attempted || (targets[i].state != HR_D_SENT && !handed_off))
+            if (!targets[i].attempted ||
+                (targets[i].state != HR_D_SENT && targets[i].state != HR_D_DEFERRED && !handed_off))
                 failed = 1;
         }
     }
@@ -859,12 +951,22 @@ static int cmd_send(ctx *c, int argc, char **argv)
     } else {
         if (print_id)
             printf("%s\n", ev.id);
-        for (size_t i = 0; i < ntargets; i++)
+        for (size_t i = 0; i < ntargets; i++) {
+            if (targets[i].state == HR_D_DEFERRED) {
+                char ts[32];
+                hr_rfc3339(targets[i].next_at, ts, sizeof ts);
+                fprintf(stderr, "herald: channel '%s': held until %s (%s)\n", targets[i].name, ts,
+                        targets[i].out.detail);
+                continue;
+            }
             print_outcome(targets[i].name, &targets[i].out, "delivered");
+        }
     }
     for (size_t i = 0; i < ntargets; i++) {
         free(targets[i].key);
         free(targets[i].name);
+        free(targets[i].user);
+        free(targets[i].address);
     }
     free(targets);
     for (size_t i = 0; i < nto; i++)
@@ -988,17 +1090,33 @@ static int cmd_check(ctx *c, int argc, char **argv)
         hr_buf_addf(&names, "%s%s (%s)", i ? ", " : "", ch->name, ch->plugin->name);
         hr_channel_close(ch);
     }
+    /* Routes, users and groups: unknown names, bad regexes and time zones fail;
+     * routes that can never match are warned about. */
+    if (hr_routing_load(&c->routing, c->cfg, c->loader, err, sizeof err) != HERALD_OK)
+        cli_die("%s", err);
+    char *warnings = NULL;
+    hr_router_lint(c->routing->router, &warnings);
+    if (warnings)
+        fprintf(stderr, "%s", warnings);
+    size_t nroutes = c->routing->router->nroutes, nusers = c->routing->dir->nusers;
     if (as_json) {
-        json_t *o = json_pack("{s:s, s:b, s:o}", "config", c->cfg->path, "ok", 1, "channels", arr);
+        json_t *o = json_pack("{s:s, s:b, s:o, s:I, s:I, s:s?}", "config", c->cfg->path, "ok", 1,
+                              "channels", arr, "routes", (json_int_t)nroutes, "users",
+                              (json_int_t)nusers, "warnings", warnings);
         json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(o);
     } else {
         json_decref(arr);
-        printf("%s: ok, %zu channel%s%s%s\n", c->cfg->path, c->cfg->nchannels,
+        printf("%s: ok, %zu channel%s%s%s", c->cfg->path, c->cfg->nchannels,
                c->cfg->nchannels == 1 ? "" : "s", c->cfg->nchannels ? ": " : "",
                names.data ? names.data : "");
+        if (nroutes || nusers)
+            printf("; %zu route%s, %zu user%s", nroutes, nroutes == 1 ? "" : "s", nusers,
+                   nusers == 1 ? "" : "s");
+        putchar('\n');
     }
+    free(warnings);
     hr_buf_free(&names);
     cli_free(c);
     return 0;
@@ -1177,12 +1295,16 @@ int main(int argc, char **argv)
         rc = cli_stats(&c, argc, argv);
     else if (!strcmp(cmd, "channel"))
         rc = cli_channel(&c, argc, argv);
+    else if (!strcmp(cmd, "route"))
+        rc = cli_route(&c, argc, argv);
+    else if (!strcmp(cmd, "explain"))
+        rc = cli_explain(&c, argc, argv);
     else if (!strcmp(cmd, "help")) {
         fputs(main_usage, stdout);
         rc = 0;
     } else
         cli_die("unknown command '%s'; commands are send, test, check, plugins, log, show, "
-                "retry, queue, stats, channel", cmd);
+                "retry, queue, stats, channel, route, explain", cmd);
     hr_secrets_clear();
     return rc;
 #endif

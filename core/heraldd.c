@@ -120,6 +120,7 @@ typedef struct daemon {
     hr_dispatcher *old; /* draining after a reload */
     hr_config *old_cfg;
     hr_loader *old_loader;
+    hr_routing *routing;
     int lfd;
     char *sock_path;
     client *clients;
@@ -292,7 +293,7 @@ static void handle_submit(daemon_t *dm, client *c, json_t *req)
         names[i] = (char *)json_string_value(v);
     }
     int duplicate = 0;
-    herald_status st = hr_submit(dm->cfg, dm->loader, dm->store, dm->d, &ev, names, nto,
+    herald_status st = hr_submit(dm->cfg, dm->loader, dm->routing, dm->store, dm->d, &ev, names, nto,
                                  &duplicate, err, sizeof err);
     free(names);
     if (st != HERALD_OK) {
@@ -409,8 +410,8 @@ static void check_waits(daemon_t *dm, long long now)
 }
 
 /* Load the configuration and open every channel so a bad one fails now. */
-static herald_status load(daemon_t *dm, hr_config **cfg, hr_loader **loader, char *err,
-                          size_t errlen)
+static herald_status load(daemon_t *dm, hr_config **cfg, hr_loader **loader,
+                          hr_routing **routing, char *err, size_t errlen)
 {
     herald_status st = hr_config_load(dm->config_path, cfg, err, errlen);
     if (st != HERALD_OK)
@@ -418,14 +419,17 @@ static herald_status load(daemon_t *dm, hr_config **cfg, hr_loader **loader, cha
     *loader = hr_loader_new((*cfg)->plugin_path);
     for (size_t i = 0; i < (*cfg)->nchannels; i++) {
         herald_channel *ch;
-        if ((st = hr_channel_open(*loader, &(*cfg)->channels[i], &ch, err, errlen)) != HERALD_OK) {
-            hr_loader_free(*loader);
-            hr_config_free(*cfg);
-            return st;
-        }
+        if ((st = hr_channel_open(*loader, &(*cfg)->channels[i], &ch, err, errlen)) != HERALD_OK)
+            break;
         hr_channel_close(ch);
     }
-    return HERALD_OK;
+    if (st == HERALD_OK)
+        st = hr_routing_load(routing, *cfg, *loader, err, errlen);
+    if (st != HERALD_OK) {
+        hr_loader_free(*loader);
+        hr_config_free(*cfg);
+    }
+    return st;
 }
 
 static void reload(daemon_t *dm)
@@ -433,8 +437,9 @@ static void reload(daemon_t *dm)
     sd_notify_state("RELOADING=1");
     hr_config *cfg;
     hr_loader *loader;
+    hr_routing *routing;
     char err[1024];
-    if (load(dm, &cfg, &loader, err, sizeof err) != HERALD_OK) {
+    if (load(dm, &cfg, &loader, &routing, err, sizeof err) != HERALD_OK) {
         hr_log(HERALD_LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
         sd_notify_state("READY=1");
         return;
@@ -444,6 +449,9 @@ static void reload(daemon_t *dm)
         hr_loader_free(dm->old_loader);
         hr_config_free(dm->old_cfg);
     }
+    /* Routing is only read while submitting, never by a draining dispatcher. */
+    hr_routing_free(dm->routing);
+    dm->routing = routing;
     hr_dispatcher_drain(dm->d);
     dm->old = dm->d;
     dm->old_cfg = dm->cfg;
@@ -623,7 +631,7 @@ int main(int argc, char **argv)
     int explicit_;
     dm.config_path = hr_config_pick(cfg_opt, &explicit_);
     char err[1024];
-    if (load(&dm, &dm.cfg, &dm.loader, err, sizeof err) != HERALD_OK) {
+    if (load(&dm, &dm.cfg, &dm.loader, &dm.routing, err, sizeof err) != HERALD_OK) {
         fprintf(stderr, "heraldd: %s\n", err);
         return 2;
     }
@@ -676,6 +684,7 @@ int main(int argc, char **argv)
     if (ckpt_on)
         checkpointer_stop(&ckpt);
     hr_store_close(dm.store);
+    hr_routing_free(dm.routing);
     hr_loader_free(dm.loader);
     hr_config_free(dm.cfg);
     hr_secrets_clear();

@@ -210,7 +210,8 @@ typedef struct hr_config {
     long long idempotency_window_ms;
     hr_channel_conf *channels;
     size_t nchannels;
-    void *cfg; /* config_t* */
+    int routed; /* routes or a fallback are configured (route.h decides) */
+    void *cfg;  /* config_t* */
 } hr_config;
 
 /* Load and check the shape of the file. Errors are one line "file:line: ...". */
@@ -218,6 +219,7 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
 hr_config *hr_config_empty(void);
 void hr_config_free(hr_config *c);
 hr_channel_conf *hr_config_channel(hr_config *c, const char *name);
+#define hr_config_routed(c) ((c)->routed)
 /* The queue database: the configured one, else the system one when writable,
  * else $XDG_STATE_HOME/herald/herald.db (created). NULL with err on failure. */
 char *hr_config_database(const hr_config *c, char *err, size_t errlen);

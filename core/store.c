@@ -96,6 +96,36 @@ static const char *const migrations[] = {
      * their leases to run out. Only rows in flight are indexed. */
     "ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;"
     "CREATE INDEX deliveries_leased ON deliveries(lease_owner) WHERE state = 1;",
+    /* 2 -> 3: routing. Each routed event keeps the trail of its routing
+     * decisions for `herald explain`; routes' dedup windows and rate limits
+     * keep their state here so every process sees the same; users, their
+     * preferences and group memberships managed at run time (one row per
+     * preference, so changing one never rewrites another). */
+    "ALTER TABLE events ADD COLUMN route_trail TEXT;"
+    "CREATE TABLE route_seen ("
+    "  route TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (route, key)) WITHOUT ROWID;"
+    "CREATE TABLE route_rate ("
+    "  route TEXT PRIMARY KEY NOT NULL,"
+    "  window_start INTEGER NOT NULL,"
+    "  used INTEGER NOT NULL,"
+    "  dropped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE users ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE user_prefs ("
+    "  user TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"   /* addr, default, channel, rule, quiet */
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  UNIQUE (user, kind, key));"
+    "CREATE TABLE group_members ("
+    "  grp TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  PRIMARY KEY (grp, user)) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -135,10 +165,26 @@ enum {
     Q_STATS_DELIVERIES,
     Q_STATS_ATTEMPTS,
     Q_STATS_RANK,
+    Q_TRAIL_SET,
+    Q_TRAIL_GET,
+    Q_SEEN_GET,
+    Q_SEEN_PUT,
+    Q_RATE_GET,
+    Q_RATE_PUT,
     Q_COUNT
 };
 
 static const char *const sql_text[Q_COUNT] = {
+    [Q_TRAIL_SET] = "UPDATE events SET route_trail = ?2 WHERE id = ?1",
+    [Q_TRAIL_GET] = "SELECT route_trail FROM events WHERE id = ?1",
+    [Q_SEEN_GET] = "SELECT at_ms FROM route_seen WHERE route = ?1 AND key = ?2",
+    [Q_SEEN_PUT] = "INSERT INTO route_seen (route, key, at_ms) VALUES (?1, ?2, ?3) "
+                   "ON CONFLICT (route, key) DO UPDATE SET at_ms = excluded.at_ms",
+    [Q_RATE_GET] = "SELECT window_start, used FROM route_rate WHERE route = ?1",
+    [Q_RATE_PUT] = "INSERT INTO route_rate (route, window_start, used, dropped) "
+                   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (route) DO UPDATE SET "
+                   "window_start = excluded.window_start, used = excluded.used, "
+                   "dropped = dropped + excluded.dropped",
     /* IMMEDIATE takes the write lock up front: a deferred transaction that
      * reads first and writes later can fail with SQLITE_BUSY when another
      * connection wrote in between, and no busy timeout helps then. */
@@ -777,6 +823,24 @@ static herald_status find_duplicate(hr_store *s, herald_event *ev, long long win
 herald_status hr_store_submit(hr_store *s, herald_event *ev, hr_delivery_new *d, size_t nd,
                               long long window_ms, int *duplicate)
 {
+    return hr_store_submit_routed(s, ev, d, nd, window_ms, duplicate, NULL);
+}
+
+static herald_status set_trail(hr_store *s, const herald_event *ev, const char *trail)
+{
+    sqlite3_stmt *q = prep(s, Q_TRAIL_SET, "store the routing trail");
+    if (!q)
+        return HERALD_E_IO;
+    bind_text(s, q, 1, ev->id);
+    bind_text(s, q, 2, trail);
+    herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, "store the routing trail");
+    done(q);
+    return st;
+}
+
+herald_status hr_store_submit_routed(hr_store *s, herald_event *ev, hr_delivery_new *d, size_t nd,
+                                     long long window_ms, int *duplicate, const char *trail)
+{
     int dup = 0;
     if (duplicate)
         *duplicate = 0;
@@ -811,6 +875,8 @@ herald_status hr_store_submit(hr_store *s, herald_event *ev, hr_delivery_new *d,
         st = find_duplicate(s, ev, window_ms, &dup);
     if (st == HERALD_OK && !dup) {
         st = insert_event(s, ev, fields);
+        if (st == HERALD_OK && trail)
+            st = set_trail(s, ev, trail);
         for (size_t i = 0; i < nd && st == HERALD_OK; i++)
             st = insert_delivery(s, ev, &d[i]);
     }
@@ -1713,4 +1779,78 @@ void hr_stats_rows_free(hr_stats_row *r, size_t n)
     for (size_t i = 0; r && i < n; i++)
         free(r[i].channel);
     free(r);
+}
+
+/* ---- routing state ---- */
+
+herald_status hr_store_trail(hr_store *s, const char *event_id, char **trail)
+{
+    *trail = NULL;
+    sqlite3_stmt *q = prep(s, Q_TRAIL_GET, "read the routing trail");
+    if (!q)
+        return HERALD_E_IO;
+    bind_text(s, q, 1, event_id);
+    int rc = step(s, q);
+    herald_status st = HERALD_OK;
+    if (rc == SQLITE_ROW)
+        *trail = col_dup(q, 0);
+    else if (rc == SQLITE_DONE)
+        st = fail(s, HERALD_E_NOT_FOUND, "no event %s in %s", event_id, s->path);
+    else
+        st = db_fail(s, "read the routing trail");
+    done(q);
+    return st;
+}
+
+int hr_store_route_seen(hr_store *s, const char *route, const char *key, long long window_ms,
+                        long long now)
+{
+    sqlite3_stmt *q = prep(s, Q_SEEN_GET, "read the route's dedup state");
+    if (!q)
+        return 0;
+    bind_text(s, q, 1, route);
+    bind_text(s, q, 2, key);
+    int seen = step(s, q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > now - window_ms;
+    done(q);
+    if (seen)
+        return 1;
+    if ((q = prep(s, Q_SEEN_PUT, "record the route's dedup key"))) {
+        bind_text(s, q, 1, route);
+        bind_text(s, q, 2, key);
+        bind_int(s, q, 3, now);
+        if (step(s, q) != SQLITE_DONE)
+            db_fail(s, "record the route's dedup key");
+        done(q);
+    }
+    return 0;
+}
+
+int hr_store_route_take(hr_store *s, const char *route, int n, long long period_ms, long long now)
+{
+    sqlite3_stmt *q = prep(s, Q_RATE_GET, "read the route's rate state");
+    if (!q)
+        return 1; /* a read error never silences a route */
+    bind_text(s, q, 1, route);
+    long long start = now;
+    long long used = 0;
+    if (step(s, q) == SQLITE_ROW) {
+        start = sqlite3_column_int64(q, 0);
+        used = sqlite3_column_int64(q, 1);
+    }
+    done(q);
+    if (now - start >= period_ms) {
+        start = now;
+        used = 0;
+    }
+    int ok = used < n;
+    if ((q = prep(s, Q_RATE_PUT, "record the route's rate state"))) {
+        bind_text(s, q, 1, route);
+        bind_int(s, q, 2, start);
+        bind_int(s, q, 3, used + ok);
+        bind_int(s, q, 4, !ok);
+        if (step(s, q) != SQLITE_DONE)
+            db_fail(s, "record the route's rate state");
+        done(q);
+    }
+    return ok;
 }

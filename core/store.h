@@ -75,6 +75,17 @@ typedef struct hr_delivery_new {
 herald_status hr_store_submit(hr_store *s, herald_event *ev, hr_delivery_new *d, size_t nd,
                               long long window_ms, int *duplicate);
 
+/* The same, keeping `trail` (the routing decisions as JSON text, may be NULL)
+ * with the event for `herald explain`. */
+herald_status hr_store_submit_routed(hr_store *s, herald_event *ev, hr_delivery_new *d, size_t nd,
+                                     long long window_ms, int *duplicate, const char *trail);
+/* The routing trail of an event (*trail NULL when it was not routed). */
+herald_status hr_store_trail(hr_store *s, const char *event_id, char **trail);
+/* Routes' shared state (see hr_route_state in route.h). */
+int hr_store_route_seen(hr_store *s, const char *route, const char *key, long long window_ms,
+                        long long now);
+int hr_store_route_take(hr_store *s, const char *route, int n, long long period_ms, long long now);
+
 /* Load an event; NULL when absent. Free with hr_event_free(). */
 herald_event *hr_store_event(hr_store *s, const char *id);
 

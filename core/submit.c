@@ -7,13 +7,63 @@
 #include "dispatch.h"
 #include "submit.h"
 
-herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, hr_dispatcher *d,
-                        herald_event *ev, char *const *to, size_t nto, int *duplicate, char *err,
-                        size_t errlen)
+static int seen_cb(void *ctx, const char *route, const char *key, long long window_ms,
+                   long long now)
+{
+    return hr_store_route_seen(ctx, route, key, window_ms, now);
+}
+
+static int take_cb(void *ctx, const char *route, int n, long long period_ms, long long now)
+{
+    int ok = hr_store_route_take(ctx, route, n, period_ms, now);
+    if (!ok)
+        hr_log(HERALD_LOG_NOTICE, "route %s is over its rate_limit of %d per %llds: event dropped "
+               "for it (counted)", route, n, period_ms / 1000);
+    return ok;
+}
+
+/* Routes decide: one delivery per (channel, recipient) to send or defer. */
+static hr_delivery_new *route_deliveries(const hr_routing *rt, hr_store *s, herald_event *ev,
+                                         size_t *n, char **trail)
+{
+    hr_route_state state = {s, seen_cb, take_cb};
+    hr_decisions dec;
+    hr_route_event(rt->router, rt->dir, ev, ev->created_ms, &state, &dec);
+    hr_delivery_new *dn = hr_calloc(dec.n + 1, sizeof *dn);
+    *n = 0;
+    for (size_t i = 0; i < dec.n; i++) {
+        const hr_decision *x = &dec.v[i];
+        if (x->action == HR_SKIP)
+            continue;
+        hr_delivery_new *y = &dn[(*n)++];
+        y->channel = x->channel;
+        y->recipient = x->user;
+        y->address = x->address;
+        y->state = x->action == HR_DEFER ? HR_D_DEFERRED : HR_D_PENDING;
+        y->next_at = x->action == HR_DEFER ? x->not_before : ev->created_ms;
+    }
+    *trail = hr_decisions_json(&dec);
+    hr_decisions_free(&dec);
+    return dn;
+}
+
+herald_status hr_submit(hr_config *cfg, hr_loader *l, const hr_routing *rt, hr_store *s,
+                        hr_dispatcher *d, herald_event *ev, char *const *to, size_t nto,
+                        int *duplicate, char *err, size_t errlen)
 {
     herald_status st = hr_event_validate(ev, &cfg->limits, err, errlen);
     if (st != HERALD_OK)
         return st;
+    if (nto == 0 && rt && rt->router->configured) {
+        hr_event_stamp(ev);
+        size_t n = 0;
+        char *trail = NULL;
+        hr_delivery_new *dn = route_deliveries(rt, s, ev, &n, &trail);
+        st = hr_submit_deliveries(cfg, s, d, ev, dn, n, trail, duplicate, err, errlen);
+        free(trail);
+        free(dn);
+        return st;
+    }
     size_t n = nto ? nto : cfg->nchannels;
     if (n == 0) {
         snprintf(err, errlen, "no channel to send to: the configuration defines none; add one or "
@@ -59,15 +109,27 @@ herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, hr_dispatcher
             dn[i].channel = to[i];
         }
     }
+    st = hr_submit_deliveries(cfg, s, d, ev, dn, n, NULL, duplicate, err, errlen);
+    free(dn);
+    return st;
+}
+
+herald_status hr_submit_deliveries(hr_config *cfg, hr_store *s, hr_dispatcher *d,
+                                   herald_event *ev, hr_delivery_new *dn, size_t n,
+                                   const char *trail, int *duplicate, char *err, size_t errlen)
+{
+    herald_status st;
     size_t reserved = 0;
     for (size_t i = 0; d && i < n; i++) {
+        if (dn[i].state != HR_D_PENDING)
+            continue;
         if (hr_dispatcher_reserve(d, dn[i].channel, ev->created_ms, &dn[i].lease_until)) {
             dn[i].state = HR_D_INFLIGHT;
             reserved++;
         }
     }
     int dup = 0;
-    st = hr_store_submit(s, ev, dn, n, cfg->idempotency_window_ms, &dup);
+    st = hr_store_submit_routed(s, ev, dn, n, cfg->idempotency_window_ms, &dup, trail);
     if (st != HERALD_OK)
         snprintf(err, errlen, "cannot queue the event: %s", hr_store_error(s));
     if (reserved && st == HERALD_OK && !dup) {
@@ -79,6 +141,5 @@ herald_status hr_submit(hr_config *cfg, hr_loader *l, hr_store *s, hr_dispatcher
     }
     if (duplicate)
         *duplicate = dup;
-    free(dn);
     return st;
 }

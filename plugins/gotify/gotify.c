@@ -285,7 +285,7 @@ HERALD_PLUGIN_DEFINE(
     .description = "Gotify push notifications (application token, priority from severity)",
     .schemes = schemes,
     .settings = settings,
-    .flags = 0,
+    .flags = HERALD_PLUGIN_F_ADDRESSED,
     .create = create,
     .from_url = from_url,
     .send = send,
