@@ -32,7 +32,12 @@ int cli_retry(cli_ctx *c, int argc, char **argv);
 int cli_queue(cli_ctx *c, int argc, char **argv);
 int cli_stats(cli_ctx *c, int argc, char **argv);
 int cli_channel(cli_ctx *c, int argc, char **argv);
+/* The queue database when it exists already (run-time users live there), else NULL. */
+struct hr_store *cli_existing_store(cli_ctx *c);
 int cli_route(cli_ctx *c, int argc, char **argv);
 int cli_explain(cli_ctx *c, int argc, char **argv);
+int cli_user(cli_ctx *c, int argc, char **argv);
+int cli_prefs(cli_ctx *c, int argc, char **argv);
+int cli_group(cli_ctx *c, int argc, char **argv);
 
 #endif /* HERALD_CLI_H */

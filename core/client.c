@@ -267,7 +267,7 @@ herald_status herald_submit(herald *h, const herald_event *ev, char id[HERALD_ID
     if ((st = open_store(h)) != HERALD_OK)
         goto out;
     char err[1024];
-    if (!h->routing && hr_routing_load(&h->routing, h->cfg, h->loader, err, sizeof err) != HERALD_OK) {
+    if (!h->routing && hr_routing_load(&h->routing, h->cfg, h->loader, h->store, err, sizeof err) != HERALD_OK) {
         st = fail(HERALD_E_CONFIG, "%s", err);
         goto out;
     }

@@ -58,6 +58,9 @@ static const char main_usage[] =
     "  channel enable NAME   re-enable a channel herald disabled\n"
     "  route test -e TYPE    dry run: who would hear about such an event, and why\n"
     "  explain EVENT_ID      how a stored event was routed, and what became of it\n"
+    "  user add|set|list|show|remove   people and their addresses\n"
+    "  prefs show|set|unset|quiet NAME  who wants which events, where and when\n"
+    "  group add|remove|list           groups routes can name as @GROUP\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default: $HERALD_CONFIG, then\n"
@@ -139,6 +142,19 @@ void cli_load(cli_ctx *c, int allow_missing)
     c->loader = hr_loader_new(c->cfg->plugin_path);
 #endif
 }
+
+#ifndef HERALD_FRONT
+hr_store *cli_existing_store(cli_ctx *c)
+{
+    char err[1024];
+    char *path = hr_config_database(c->cfg, err, sizeof err);
+    hr_store *s = NULL;
+    if (path && access(path, F_OK) == 0 && hr_store_open(path, &s, err, sizeof err) != HERALD_OK)
+        cli_die("cannot open the queue: %s", err);
+    free(path);
+    return s;
+}
+#endif
 
 void cli_free(cli_ctx *c)
 {
@@ -512,7 +528,7 @@ static void route_targets(ctx *c, hr_store *store, herald_event *ev, target **ou
                           char **trail)
 {
     char err[1024];
-    if (hr_routing_load(&c->routing, c->cfg, c->loader, err, sizeof err) != HERALD_OK)
+    if (hr_routing_load(&c->routing, c->cfg, c->loader, store, err, sizeof err) != HERALD_OK)
         cli_die("%s", err);
     hr_route_state state = {store, seen_cb, take_cb};
     hr_decisions dec;
@@ -1092,7 +1108,10 @@ static int cmd_check(ctx *c, int argc, char **argv)
     }
     /* Routes, users and groups: unknown names, bad regexes and time zones fail;
      * routes that can never match are warned about. */
-    if (hr_routing_load(&c->routing, c->cfg, c->loader, err, sizeof err) != HERALD_OK)
+    hr_store *store = cli_existing_store(c);
+    herald_status rst = hr_routing_load(&c->routing, c->cfg, c->loader, store, err, sizeof err);
+    hr_store_close(store);
+    if (rst != HERALD_OK)
         cli_die("%s", err);
     char *warnings = NULL;
     hr_router_lint(c->routing->router, &warnings);
@@ -1299,12 +1318,18 @@ int main(int argc, char **argv)
         rc = cli_route(&c, argc, argv);
     else if (!strcmp(cmd, "explain"))
         rc = cli_explain(&c, argc, argv);
+    else if (!strcmp(cmd, "user"))
+        rc = cli_user(&c, argc, argv);
+    else if (!strcmp(cmd, "prefs"))
+        rc = cli_prefs(&c, argc, argv);
+    else if (!strcmp(cmd, "group"))
+        rc = cli_group(&c, argc, argv);
     else if (!strcmp(cmd, "help")) {
         fputs(main_usage, stdout);
         rc = 0;
     } else
         cli_die("unknown command '%s'; commands are send, test, check, plugins, log, show, "
-                "retry, queue, stats, channel, route, explain", cmd);
+                "retry, queue, stats, channel, route, explain, user, prefs, group", cmd);
     hr_secrets_clear();
     return rc;
 #endif

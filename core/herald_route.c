@@ -161,7 +161,10 @@ static int route_test(cli_ctx *c, int argc, char **argv)
         ev.title = hr_strdup("(route test)");
     cli_load(c, 0);
     char err[1024];
-    if (hr_routing_load(&c->routing, c->cfg, c->loader, err, sizeof err) != HERALD_OK)
+    hr_store *store = cli_existing_store(c);
+    herald_status st = hr_routing_load(&c->routing, c->cfg, c->loader, store, err, sizeof err);
+    hr_store_close(store);
+    if (st != HERALD_OK)
         cli_die("%s", err);
     ev.created_ms = at;
     hr_rfc3339(at, ev.timestamp, sizeof ev.timestamp);

@@ -121,6 +121,8 @@ typedef struct daemon {
     hr_config *old_cfg;
     hr_loader *old_loader;
     hr_routing *routing;
+    long long dir_version;    /* the store's directory version routing was built from */
+    long long dir_checked_ms; /* when it was last compared */
     int lfd;
     char *sock_path;
     client *clients;
@@ -424,12 +426,38 @@ static herald_status load(daemon_t *dm, hr_config **cfg, hr_loader **loader,
         hr_channel_close(ch);
     }
     if (st == HERALD_OK)
-        st = hr_routing_load(routing, *cfg, *loader, err, errlen);
+        st = hr_routing_load(routing, *cfg, *loader, dm->store, err, errlen);
     if (st != HERALD_OK) {
         hr_loader_free(*loader);
         hr_config_free(*cfg);
     }
     return st;
+}
+
+/* Rebuild routing when `herald user|prefs|group` changed the store's
+ * directory; checked once a second. A rebuild that fails keeps the old one. */
+static void refresh_directory(daemon_t *dm, int force)
+{
+    long long now = hr_now_ms();
+    if (!force && now - dm->dir_checked_ms < 1000)
+        return;
+    dm->dir_checked_ms = now;
+    long long v = hr_store_directory_version(dm->store);
+    if (!force && v == dm->dir_version)
+        return;
+    hr_routing *r;
+    char err[1024];
+    if (hr_routing_load(&r, dm->cfg, dm->loader, dm->store, err, sizeof err) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "users or preferences changed, but routing cannot use them, "
+               "keeping the previous routing: %s", err);
+        dm->dir_version = v;
+        return;
+    }
+    hr_routing_free(dm->routing);
+    dm->routing = r;
+    if (!force)
+        hr_log(HERALD_LOG_INFO, "users and preferences reloaded (directory version %lld)", v);
+    dm->dir_version = v;
 }
 
 static void reload(daemon_t *dm)
@@ -493,6 +521,7 @@ static int run(daemon_t *dm)
             got_hup = 0;
             reload(dm);
         }
+        refresh_directory(dm, 0);
         if (got_term && !drain_deadline) {
             sd_notify_state("STOPPING=1");
             hr_log(HERALD_LOG_NOTICE, "stopping: finishing %zu attempts in flight",
@@ -661,6 +690,7 @@ int main(int argc, char **argv)
 
     checkpointer ckpt = {0}; /* threads start after daemon(): a fork keeps none */
     int ckpt_on = checkpointer_start(&ckpt, db, dm.store);
+    refresh_directory(&dm, 1); /* with the store's run-time users now */
     dm.d = hr_dispatcher_new(dm.cfg, dm.loader, dm.store);
     hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s",
            HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path);

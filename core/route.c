@@ -11,6 +11,7 @@
 #include <libconfig.h>
 
 #include "route.h"
+#include "store.h"
 
 #define MAX_NAME 64
 
@@ -45,6 +46,18 @@ static int valid_name(const char *s)
         if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
             return 0;
     return 1;
+}
+
+int hr_address_is_secret(const char *key)
+{
+    static const char *const ends[] = {"token", "key", "secret", "password", "webhook", NULL};
+    size_t n = strlen(key);
+    for (const char *const *e = ends; *e; e++) {
+        size_t m = strlen(*e);
+        if (n >= m && strcmp(key + n - m, *e) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 static int count_wildcards(const char *glob)
@@ -251,6 +264,8 @@ static herald_status parse_user(config_setting_t *e, const char *path, hr_user *
         u->addr = hr_realloc(u->addr, (u->naddr + 1) * sizeof *u->addr);
         u->addr[u->naddr].name = hr_strdup(key);
         u->addr[u->naddr++].value = hr_strdup(v);
+        if (hr_address_is_secret(key))
+            hr_secret_add(v);
     }
     config_setting_t *m;
     if ((m = config_setting_get_member(e, "min_severity")) &&
@@ -1133,13 +1148,166 @@ char *hr_decisions_json(const hr_decisions *d)
     return copy;
 }
 
-herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader *l, char *err,
-                              size_t errlen)
+/* ---- run-time users and preferences (the store) over the config's ---- */
+
+static hr_user *user_add(hr_directory *d, const char *name, const char *origin)
+{
+    d->users = hr_realloc(d->users, (d->nusers + 1) * sizeof *d->users);
+    hr_user *u = &d->users[d->nusers++];
+    memset(u, 0, sizeof *u);
+    u->name = hr_strdup(name);
+    u->origin = hr_strdup(origin);
+    u->min_sev = -1;
+    return u;
+}
+
+static void user_set_addr(hr_user *u, const char *key, const char *value)
+{
+    if (hr_address_is_secret(key))
+        hr_secret_add(value);
+    for (size_t i = 0; i < u->naddr; i++)
+        if (strcmp(u->addr[i].name, key) == 0) {
+            free(u->addr[i].value);
+            u->addr[i].value = hr_strdup(value);
+            return;
+        }
+    u->addr = hr_realloc(u->addr, (u->naddr + 1) * sizeof *u->addr);
+    u->addr[u->naddr].name = hr_strdup(key);
+    u->addr[u->naddr++].value = hr_strdup(value);
+}
+
+static void user_set_chan(hr_user *u, const char *channel, int on)
+{
+    for (size_t i = 0; i < u->nchans; i++)
+        if (strcmp(u->chans[i].channel, channel) == 0) {
+            u->chans[i].on = on;
+            return;
+        }
+    u->chans = hr_realloc(u->chans, (u->nchans + 1) * sizeof *u->chans);
+    u->chans[u->nchans].channel = hr_strdup(channel);
+    u->chans[u->nchans++].on = on;
+}
+
+/* A run-time rule replaces a config rule for the same (glob, channel) and
+ * comes after every config rule: on a specificity tie it wins. */
+static void user_set_rule(hr_user *u, const char *events, const char *channel, const char *value)
+{
+    for (size_t i = 0; i < u->nrules; i++) {
+        hr_pref_rule *pr = &u->rules[i];
+        if (strcmp(pr->events, events) || strcmp(pr->channel, channel))
+            continue;
+        free(pr->events);
+        free(pr->channel);
+        free(pr->origin);
+        memmove(pr, pr + 1, (u->nrules - i - 1) * sizeof *pr);
+        u->nrules--;
+        break;
+    }
+    u->rules = hr_realloc(u->rules, (u->nrules + 1) * sizeof *u->rules);
+    hr_pref_rule *pr = &u->rules[u->nrules++];
+    pr->events = hr_strdup(events);
+    pr->channel = hr_strdup(channel);
+    pr->on = strncmp(value, "on", 2) == 0;
+    pr->min_sev = value[2] == ':' ? severity_of(value + 3) : -1;
+    pr->wildcards = count_wildcards(events) + (strcmp(channel, "*") == 0);
+    pr->origin = hr_strdup("run time");
+}
+
+static void user_set_quiet(hr_user *u, const char *value)
+{
+    hr_tz_free(u->tz);
+    free(u->tz_name);
+    u->tz = NULL;
+    u->tz_name = NULL;
+    u->quiet = HR_QUIET_NONE;
+    char hours[32], tz[128], action[16], why[256];
+    if (strcmp(value, "off") == 0 ||
+        sscanf(value, "%31s %127s %15s", hours, tz, action) != 3 ||
+        hr_quiet_parse(hours, &u->quiet_start, &u->quiet_end, why, sizeof why) != 0)
+        return;
+    if (!(u->tz = hr_tz_load(tz, why, sizeof why))) {
+        hr_log(HERALD_LOG_WARNING, "user %s: quiet hours ignored: %s", u->name, why);
+        return;
+    }
+    u->tz_name = hr_strdup(tz);
+    u->quiet = strcmp(action, "drop") == 0 ? HR_QUIET_DROP : HR_QUIET_DEFER;
+}
+
+static void merge_row(void *ctx, const char *what, const char *a, const char *b, const char *c,
+                      const char *v)
+{
+    hr_directory *d = ctx;
+    if (!what || !a)
+        return;
+    if (!strcmp(what, "user")) {
+        if (!hr_directory_user(d, a))
+            user_add(d, a, "run time");
+        return;
+    }
+    if (!strcmp(what, "group")) {
+        hr_user *m = b ? hr_directory_user(d, b) : NULL;
+        if (m)
+            group_add(group_get(d, a, "run time"), (size_t)(m - d->users));
+        return;
+    }
+    hr_user *u = hr_directory_user(d, a);
+    if (!u || !b)
+        return; /* preferences of a user removed from the config: kept, unused */
+    if (!c || !v)
+        return;
+    if (!strcmp(b, "addr")) {
+        user_set_addr(u, c, v);
+    } else if (!strcmp(b, "default") && !strcmp(c, "min_severity")) {
+        u->min_sev = severity_of(v);
+    } else if (!strcmp(b, "channel")) {
+        user_set_chan(u, c, strcmp(v, "on") == 0);
+    } else if (!strcmp(b, "rule")) {
+        const char *sep = strchr(c, '\x1f');
+        if (sep) {
+            char *glob = hr_strndup(c, (size_t)(sep - c));
+            user_set_rule(u, glob, sep + 1, v);
+            free(glob);
+        }
+    } else if (!strcmp(b, "quiet")) {
+        user_set_quiet(u, v);
+    }
+}
+
+/* Group rows go second, once every user row is in. */
+static void merge_group_row(void *ctx, const char *what, const char *a, const char *b,
+                            const char *c, const char *v)
+{
+    hr_directory *d = ctx;
+    if (what && !strcmp(what, "group") && a && b && hr_directory_user(d, b))
+        merge_row(ctx, what, a, b, c, v);
+}
+
+static void merge_user_row(void *ctx, const char *what, const char *a, const char *b,
+                           const char *c, const char *v)
+{
+    if (what && strcmp(what, "group") != 0)
+        merge_row(ctx, what, a, b, c, v);
+}
+
+herald_status hr_directory_merge_store(hr_directory *d, hr_store *s, char *err, size_t errlen)
+{
+    if (hr_store_directory_each(s, merge_user_row, d) != HERALD_OK ||
+        hr_store_directory_each(s, merge_group_row, d) != HERALD_OK) {
+        snprintf(err, errlen, "cannot read users and preferences: %s", hr_store_error(s));
+        return HERALD_E_IO;
+    }
+    return HERALD_OK;
+}
+
+herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader *l, hr_store *s,
+                              char *err, size_t errlen)
 {
     hr_routing *r = hr_calloc(1, sizeof *r);
     *out = NULL;
     r->dir = hr_directory_new();
     herald_status st = hr_directory_from_config(r->dir, cfg, err, errlen);
+    if (st == HERALD_OK && s)
+        st = hr_directory_merge_store(r->dir, s, err, errlen);
     if (st == HERALD_OK)
         st = hr_router_build(&r->router, cfg, l, r->dir, err, errlen);
     if (st != HERALD_OK) {

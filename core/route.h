@@ -24,6 +24,8 @@
 
 #define HR_NSEV 6
 
+struct hr_store;
+
 /* ---- the directory: users and groups (config and store merged) ---- */
 
 typedef struct hr_pref_rule {
@@ -77,6 +79,9 @@ void hr_directory_free(hr_directory *d);
 hr_user *hr_directory_user(const hr_directory *d, const char *name);
 hr_group *hr_directory_group(const hr_directory *d, const char *name);
 const char *hr_user_address(const hr_user *u, const char *key);
+/* Addresses that are credentials (..._token, ..._key, ..._secret, ..._password,
+ * ..._webhook): registered as secrets, shown as ***. */
+int hr_address_is_secret(const char *key);
 
 /* Read `users` and `groups` of the config into d. Errors are "file:line: ...". */
 herald_status hr_directory_from_config(hr_directory *d, const hr_config *cfg, char *err,
@@ -193,10 +198,21 @@ typedef struct hr_routing {
     hr_directory *dir;
 } hr_routing;
 
-/* Users and groups from the config (and, later, the store), then the router.
- * Errors are one line, "file:line: ..." for the config. */
-herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader *l, char *err,
-                              size_t errlen);
+/* Users and groups from the config, then the run-time ones of the store s
+ * (may be NULL), then the router. Errors are one line, "file:line: ..." for
+ * the config.
+ *
+ * HOW CONFIG AND RUN TIME COMBINE: a user exists when the config declares it
+ * or `herald user add` added it. Each run-time value replaces only the config
+ * value with the same key, never anything else: an address by its name, the
+ * default min_severity, a channel's default on/off, a rule by its (event glob,
+ * channel) pair (and it then counts as later than every config rule), quiet
+ * hours as a whole. Group memberships are the union of both. */
+herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader *l,
+                              struct hr_store *s, char *err, size_t errlen);
+/* The store's run-time users, preferences and groups over d's (as above). */
+herald_status hr_directory_merge_store(hr_directory *d, struct hr_store *s, char *err,
+                                       size_t errlen);
 void hr_routing_free(hr_routing *r);
 
 #endif

@@ -125,7 +125,11 @@ static const char *const migrations[] = {
     "CREATE TABLE group_members ("
     "  grp TEXT NOT NULL,"
     "  user TEXT NOT NULL,"
-    "  PRIMARY KEY (grp, user)) WITHOUT ROWID;",
+    "  PRIMARY KEY (grp, user)) WITHOUT ROWID;"
+    /* Bumped by every change to users, preferences or groups: heraldd polls it
+     * and rebuilds its routing when it moves. */
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES ('directory_version', 0);",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -1853,4 +1857,140 @@ int hr_store_route_take(hr_store *s, const char *route, int n, long long period_
         done(q);
     }
     return ok;
+}
+
+/* ---- users, preferences and groups managed at run time ---- */
+
+/* Run one statement with up to five text parameters (NULL binds NULL). Returns
+ * the number of rows changed, or -1 with the error set. */
+static int run_text(hr_store *s, const char *sql, const char *doing, const char *a,
+                    const char *b, const char *c, const char *d, long long num)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
+        db_fail(s, doing);
+        return -1;
+    }
+    const char *v[4] = {a, b, c, d};
+    int np = sqlite3_bind_parameter_count(q);
+    for (int i = 0; i < 4 && i < np; i++)
+        bind_text(s, q, i + 1, v[i]);
+    if (np >= 5)
+        bind_int(s, q, 5, num);
+    int rc = step(s, q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(s, doing);
+        return -1;
+    }
+    return sqlite3_changes(s->db);
+}
+
+static herald_status bump_directory(hr_store *s)
+{
+    return run_text(s, "UPDATE meta SET value = value + 1 WHERE key = 'directory_version'",
+                    "record the directory change", NULL, NULL, NULL, NULL, 0) < 0
+               ? HERALD_E_IO
+               : HERALD_OK;
+}
+
+herald_status hr_store_user_add(hr_store *s, const char *name, int *existed)
+{
+    herald_status st = write_begin(s, "add the user");
+    if (st != HERALD_OK)
+        return st;
+    int n = run_text(s, "INSERT INTO users (name, created_ms) VALUES (?1, ?5) "
+                        "ON CONFLICT (name) DO NOTHING", "add the user", name, NULL, NULL, NULL,
+                     hr_now_ms());
+    *existed = n == 0;
+    st = n < 0 ? HERALD_E_IO : HERALD_OK;
+    if (st == HERALD_OK && n > 0)
+        st = bump_directory(s);
+    return write_end(s, st, "add the user");
+}
+
+herald_status hr_store_user_remove(hr_store *s, const char *name, int *found)
+{
+    herald_status st = write_begin(s, "remove the user");
+    if (st != HERALD_OK)
+        return st;
+    int n = run_text(s, "DELETE FROM users WHERE name = ?1", "remove the user", name, NULL, NULL,
+                     NULL, 0);
+    *found = n > 0;
+    if (n >= 0 &&
+        (run_text(s, "DELETE FROM user_prefs WHERE user = ?1", "remove the user's preferences",
+                  name, NULL, NULL, NULL, 0) < 0 ||
+         run_text(s, "DELETE FROM group_members WHERE user = ?1", "remove the user's groups",
+                  name, NULL, NULL, NULL, 0) < 0))
+        n = -1;
+    st = n < 0 ? HERALD_E_IO : bump_directory(s);
+    return write_end(s, st, "remove the user");
+}
+
+herald_status hr_store_pref_put(hr_store *s, const char *user, const char *kind, const char *key,
+                                const char *value)
+{
+    herald_status st = write_begin(s, "store the preference");
+    if (st != HERALD_OK)
+        return st;
+    /* Delete, then insert: a preference set again becomes the latest (rules
+     * are ordered by when they were set; on a specificity tie the later wins). */
+    int n = run_text(s, "DELETE FROM user_prefs WHERE user = ?1 AND kind = ?2 AND key = ?3",
+                     "remove the preference", user, kind, key, NULL, 0);
+    if (n >= 0 && value)
+        n = run_text(s, "INSERT INTO user_prefs (user, kind, key, value, updated_ms) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5)",
+                     "store the preference", user, kind, key, value, hr_now_ms());
+    st = n < 0 ? HERALD_E_IO : bump_directory(s);
+    return write_end(s, st, "store the preference");
+}
+
+herald_status hr_store_group_member(hr_store *s, const char *group, const char *user, int add,
+                                    int *changed)
+{
+    herald_status st = write_begin(s, "change the group");
+    if (st != HERALD_OK)
+        return st;
+    int n = run_text(s, add ? "INSERT INTO group_members (grp, user) VALUES (?1, ?2) "
+                              "ON CONFLICT DO NOTHING"
+                            : "DELETE FROM group_members WHERE grp = ?1 AND user = ?2",
+                     "change the group", group, user, NULL, NULL, 0);
+    *changed = n > 0;
+    st = n < 0 ? HERALD_E_IO : bump_directory(s);
+    return write_end(s, st, "change the group");
+}
+
+long long hr_store_directory_version(hr_store *s)
+{
+    sqlite3_stmt *q = NULL;
+    long long v = -1;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'directory_version'", -1,
+                           &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+herald_status hr_store_directory_each(hr_store *s, hr_dir_row_fn fn, void *ctx)
+{
+    static const char *const sql[] = {
+        "SELECT 'user', name, NULL, NULL, NULL FROM users ORDER BY name",
+        "SELECT 'pref', user, kind, key, value FROM user_prefs ORDER BY rowid",
+        "SELECT 'group', grp, user, NULL, NULL FROM group_members ORDER BY grp, user",
+    };
+    for (size_t i = 0; i < HR_ARRAY_LEN(sql); i++) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL) != SQLITE_OK)
+            return db_fail(s, "read users and preferences");
+        int rc;
+        while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+            fn(ctx, (const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
+               (const char *)sqlite3_column_text(q, 2), (const char *)sqlite3_column_text(q, 3),
+               (const char *)sqlite3_column_text(q, 4));
+        sqlite3_finalize(q);
+        if (rc != SQLITE_DONE)
+            return db_fail(s, "read users and preferences");
+    }
+    return HERALD_OK;
 }

@@ -35,7 +35,7 @@ static hr_routing *load(const char *text, char *err, size_t errlen)
     hr_routing *r = NULL;
     err[0] = '\0';
     if (hr_config_load(path, &cfg, err, errlen) == HERALD_OK)
-        hr_routing_load(&r, cfg, loader, err, errlen);
+        hr_routing_load(&r, cfg, loader, NULL, err, errlen);
     /* The router keeps no pointer into the config. */
     hr_config_free(cfg);
     free(path);

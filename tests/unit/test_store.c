@@ -222,8 +222,8 @@ static void test_open(void)
     free(mode);
     char *tables = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'table' "
                                 "ORDER BY name");
-    is_str(tables, "attempts\nchannel_state\ndeliveries\nevents\ngroup_members\nroute_rate\n"
-           "route_seen\nuser_prefs\nusers", "tables created");
+    is_str(tables, "attempts\nchannel_state\ndeliveries\nevents\ngroup_members\nmeta\n"
+           "route_rate\nroute_seen\nuser_prefs\nusers", "tables created");
     free(tables);
     char *idx = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql "
                              "IS NOT NULL ORDER BY name");
@@ -263,7 +263,7 @@ static void test_open(void)
                             "CREATE INDEX deliveries_due ON deliveries(due_at) "
                             "WHERE state IN (0, 1, 5); ALTER TABLE events DROP COLUMN route_trail; "
                             "DROP TABLE route_seen; DROP TABLE route_rate; DROP TABLE users; "
-                            "DROP TABLE user_prefs; DROP TABLE group_members; "
+                            "DROP TABLE user_prefs; DROP TABLE group_members; DROP TABLE meta; "
                             "PRAGMA user_version = 1"),
                SQLITE_OK, "make a version 1 database");
         if (!is_int(hr_store_open(path, &s, err, sizeof err), HERALD_OK, "open version 1")) {
