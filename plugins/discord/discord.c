@@ -21,6 +21,7 @@
 #define FIELD_VALUE_MAX 1024
 #define FOOTER_MAX 2048
 #define USERNAME_MAX 80
+#define DESCRIPTION_MIN 200 /* room the body always keeps, fields or not */
 #define MAX_PARTS 8
 #define MARK "…"
 #define TRUNCATED " […] (truncated by herald)"
@@ -116,6 +117,7 @@ static herald_status from_url(const herald_host *host, const char *url,
     herald_url_parts u = {.struct_size = sizeof u};
     if (host->url_split(url, &u) != HERALD_OK || !u.host || !u.path || strlen(u.path) < 2 ||
         strchr(u.path + 1, '/')) {
+        host->url_free(&u); /* a no-op when the split failed */
         host->result(res, HERALD_VERDICT_FAILED, HERALD_E_INVALID,
                      "expected discord://WEBHOOK_ID/WEBHOOK_TOKEN");
         return HERALD_E_INVALID;
@@ -180,24 +182,43 @@ static void footer_text(const herald_host *h, const herald_message *m, char *out
     snprintf(out, outlen, "%s%s%s", type ? type : "", source ? " · " : "", source ? source : "");
 }
 
+/* How many of the event's fields the embed carries: at most 25, and only as many
+ * as leave room for the title, the footer and DESCRIPTION_MIN characters of body
+ * within 6,000 (25 fields at their limits alone would be 32,000). *used gets the
+ * characters they take once cut to their limits. */
+static size_t fields_kept(const herald_host *h, const herald_message *m, size_t footer,
+                          size_t *used)
+{
+    size_t budget = EMBED_TOTAL_MAX - (TITLE_MAX + 16) - footer - DESCRIPTION_MIN;
+    size_t nf = h->msg_field_count(m), i;
+    *used = 0;
+    for (i = 0; i < nf && i < FIELDS_MAX; i++) {
+        const char *name;
+        const char *value = h->msg_field(m, i, &name);
+        size_t a = http_utf8_chars(name), b = *value ? http_utf8_chars(value) : 1;
+        size_t c = (a < FIELD_NAME_MAX ? a : FIELD_NAME_MAX) +
+                   (b < FIELD_VALUE_MAX ? b : FIELD_VALUE_MAX);
+        if (*used + c > budget)
+            break;
+        *used += c;
+    }
+    return i;
+}
+
 /* Characters the description may have: Discord counts every embed's title,
  * description, field names and values and footer against 6,000. */
 static size_t description_room(discord *d, const herald_message *m)
 {
     const herald_host *h = d->host;
-    size_t used = TITLE_MAX + 16;
-    size_t nf = h->msg_field_count(m);
-    for (size_t i = 0; i < nf && i < FIELDS_MAX; i++) {
-        const char *name;
-        const char *value = h->msg_field(m, i, &name);
-        size_t a = http_utf8_chars(name), b = http_utf8_chars(value);
-        used += (a < FIELD_NAME_MAX ? a : FIELD_NAME_MAX) + (b < FIELD_VALUE_MAX ? b : FIELD_VALUE_MAX);
-    }
     char footer[600];
     footer_text(h, m, footer, sizeof footer);
-    used += http_utf8_chars(footer);
+    size_t fields;
+    fields_kept(h, m, http_utf8_chars(footer), &fields);
+    size_t used = TITLE_MAX + 16 + fields + http_utf8_chars(footer);
     size_t room = used < EMBED_TOTAL_MAX ? EMBED_TOTAL_MAX - used : 0;
-    return room > DESCRIPTION_MAX ? DESCRIPTION_MAX : room < 200 ? 200 : room;
+    return room > DESCRIPTION_MAX   ? DESCRIPTION_MAX
+           : room < DESCRIPTION_MIN ? DESCRIPTION_MIN
+                                    : room;
 }
 
 static herald_status message_request(discord *d, const herald_message *m, int part,
@@ -210,8 +231,11 @@ static herald_status message_request(discord *d, const herald_message *m, int pa
 
     json_t *embed = json_object();
     json_t *fields = json_array();
-    size_t nf = h->msg_field_count(m);
-    for (size_t i = 0; i < nf && i < FIELDS_MAX; i++) {
+    char footer[600];
+    footer_text(h, m, footer, sizeof footer);
+    size_t fields_used;
+    size_t nf = fields_kept(h, m, http_utf8_chars(footer), &fields_used);
+    for (size_t i = 0; i < nf; i++) {
         const char *name;
         const char *value = h->msg_field(m, i, &name);
         json_t *f = json_object();
@@ -220,8 +244,6 @@ static herald_status message_request(discord *d, const herald_message *m, int pa
         json_object_set_new(f, "inline", json_true());
         json_array_append_new(fields, f);
     }
-    char footer[600];
-    footer_text(h, m, footer, sizeof footer);
     char *desc = description_part(d, body ? body : "", description_room(d, m), part, parts);
     if (!desc) {
         json_decref(embed);
@@ -308,7 +330,7 @@ static herald_status interpret(void *state, const herald_message *m, const heral
         snprintf(why, sizeof why, "%.*s", (int)(len < EXCERPT_MAX ? len : EXCERPT_MAX),
                  len ? body : "");
 
-    if (h->response_transport(r) == HERALD_OK && code == 200) {
+    if (h->response_transport(r) == HERALD_OK && (code == 200 || code == 204)) {
         if (testing && json_object_get(o, "type") && !json_object_get(o, "embeds")) {
             const char *name = json_string_value(json_object_get(o, "name"));
             h->result(res, HERALD_VERDICT_OK, HERALD_OK,
@@ -344,11 +366,18 @@ static herald_status interpret(void *state, const herald_message *m, const heral
         if (json_is_integer(json_object_get(o, "retry_after")))
             after = (double)json_integer_value(json_object_get(o, "retry_after"));
         int global = json_is_true(json_object_get(o, "global"));
+        long long now = h->now_ms();
+        long long at = after > 0 ? now + (long long)(after * 1000.0 + 0.999) : -1;
+        const char *ra = h->response_header(r, "Retry-After");
+        if (at < 0 && ra) /* no JSON retry_after (e.g. from a proxy): the header */
+            at = h->parse_retry_after(ra, now);
+        if (at >= 0 && after <= 0)
+            after = (double)(at - now) / 1000.0;
         h->result(res, HERALD_VERDICT_RETRY, HERALD_E_RATE_LIMITED,
                   "HTTP 429: rate limited%s, retry after %.2f s", global ? " (global)" : "",
                   after);
-        if (after > 0)
-            h->result_retry_at(res, h->now_ms() + (long long)(after * 1000.0 + 0.999));
+        if (at >= 0)
+            h->result_retry_at(res, at);
     } else {
         http_classify(h, r, res, why, "check the webhook URL's token",
                       "check the webhook URL");

@@ -311,12 +311,22 @@ static herald_status interpret(void *state, const herald_message *m, const heral
             json_t *o = json_loadb(body, len, 0, NULL);
             json_t *healthy = json_object_get(o, "healthy");
             int is_health = healthy != NULL, ok = json_is_true(healthy);
+            /* A published message: {"id":"...","event":"message",...}. */
+            const char *event = json_string_value(json_object_get(o, "event"));
+            int is_message = json_is_string(json_object_get(o, "id")) && event &&
+                             !strcmp(event, "message");
             json_decref(o);
             if (is_health) {
                 h->result(res, ok ? HERALD_VERDICT_OK : HERALD_VERDICT_FAILED,
                           ok ? HERALD_OK : HERALD_E_SERVER,
                           ok ? "ntfy reachable and healthy; nothing was sent"
                              : "ntfy answers but reports itself unhealthy");
+                return HERALD_OK;
+            }
+            if (!is_message) { /* some other server answering 200 to anything */
+                h->result(res, HERALD_VERDICT_FAILED, HERALD_E_PROTOCOL,
+                          "HTTP 200 but not ntfy's answer (no health status, no message): %s; "
+                          "check url", why);
                 return HERALD_OK;
             }
         }

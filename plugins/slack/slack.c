@@ -146,10 +146,28 @@ static herald_status from_url(const herald_host *host, const char *url,
     return st;
 }
 
-/* Markdown -> Slack mrkdwn: &, <, > escaped; double-star or double-underscore
- * bold -> single-star bold; single-star italic -> underscore italic;
- * [text](url) -> <url|text>; # headings -> bold lines; code spans and blocks
- * kept. Returns malloc'd text. */
+/* Copy n bytes of src to out + *o with &, < and > escaped (at most 5 bytes each). */
+static void put_escaped(char *out, size_t *o, const char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *e = src[i] == '&'   ? "&amp;"
+                        : src[i] == '<' ? "&lt;"
+                        : src[i] == '>' ? "&gt;"
+                                        : NULL;
+        if (e) {
+            memcpy(out + *o, e, strlen(e));
+            *o += strlen(e);
+        } else {
+            out[(*o)++] = src[i];
+        }
+    }
+}
+
+/* Markdown -> Slack mrkdwn: &, <, > escaped everywhere (headings and links
+ * included, so no event text can become <!everyone> or <@U...>); double-star or
+ * double-underscore bold -> single-star bold; single-star italic -> underscore
+ * italic; [text](url) -> <url|text> for http(s) and mailto URLs only; # headings
+ * -> bold lines; code spans and blocks kept. Returns malloc'd text. */
 static char *mrkdwn(const char *md)
 {
     size_t len = strlen(md);
@@ -196,8 +214,7 @@ static char *mrkdwn(const char *md)
                 while (md[end] && md[end] != '\n')
                     end++;
                 out[o++] = '*';
-                memcpy(out + o, md + j + 1, end - j - 1);
-                o += end - j - 1;
+                put_escaped(out, &o, md + j + 1, end - j - 1);
                 out[o++] = '*';
                 i = end - 1;
                 at_line = 0;
@@ -213,9 +230,15 @@ static char *mrkdwn(const char *md)
             const char *close = strstr(md + i, "](");
             const char *end = close ? strchr(close + 2, ')') : NULL;
             const char *nl = strchr(md + i, '\n');
-            if (close && end && (!nl || end < nl)) {
-                o += (size_t)snprintf(out + o, cap - o, "<%.*s|%.*s>", (int)(end - close - 2),
-                                      close + 2, (int)(close - md - i - 1), md + i + 1);
+            const char *url = close ? close + 2 : NULL;
+            if (close && end && (!nl || end < nl) &&
+                (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7) ||
+                 !strncasecmp(url, "mailto:", 7))) {
+                out[o++] = '<';
+                put_escaped(out, &o, url, (size_t)(end - url));
+                out[o++] = '|';
+                put_escaped(out, &o, md + i + 1, (size_t)(close - md - i - 1));
+                out[o++] = '>';
                 i = (size_t)(end - md);
             } else {
                 out[o++] = c;
