@@ -815,24 +815,38 @@ static int glob_any(char *const *globs, size_t n, const char *s)
     return 0;
 }
 
+/* Every matcher is pure, so the first one that decides ends the test, the cheapest first:
+ * mode all stops at the first that fails, mode any at the first that holds. */
+static int matchers_hold(const hr_route *r, const herald_event *ev)
+{
+    const int decisive = r->any ? 1 : 0;
+    int tested = 0;
+    if (r->sev_mask != (1u << HR_NSEV) - 1) {
+        tested = 1;
+        if ((int)((r->sev_mask >> ev->severity) & 1u) == decisive)
+            return decisive;
+    }
+    if (r->nevents) {
+        tested = 1;
+        if (glob_any(r->events, r->nevents, ev->type) == decisive)
+            return decisive;
+    }
+    if (r->nsources) {
+        tested = 1;
+        if (glob_any(r->sources, r->nsources, ev->source ? ev->source : "") == decisive)
+            return decisive;
+    }
+    for (size_t i = 0; i < r->nfields; i++) {
+        tested = 1;
+        if (field_matches(&r->fields[i], ev) == decisive)
+            return decisive;
+    }
+    return r->any && tested ? 0 : 1; /* any with no matcher: everything */
+}
+
 static int route_matches(const hr_route *r, const herald_event *ev)
 {
-    int tests[4], nt = 0;
-    if (r->nevents)
-        tests[nt++] = glob_any(r->events, r->nevents, ev->type);
-    if (r->sev_mask != (1u << HR_NSEV) - 1)
-        tests[nt++] = (r->sev_mask >> ev->severity) & 1u;
-    if (r->nsources)
-        tests[nt++] = glob_any(r->sources, r->nsources, ev->source ? ev->source : "");
-    int result = r->any ? 0 : 1;
-    for (int i = 0; i < nt; i++)
-        result = r->any ? (result || tests[i]) : (result && tests[i]);
-    for (size_t i = 0; i < r->nfields; i++) {
-        int f = field_matches(&r->fields[i], ev);
-        result = r->any ? (result || f) : (result && f);
-    }
-    if (r->any && nt == 0 && r->nfields == 0)
-        result = 1; /* no matcher: everything */
+    int result = matchers_hold(r, ev);
     return r->invert ? !result : result;
 }
 
@@ -849,30 +863,74 @@ static void note(hr_decisions *out, const char *fmt, ...)
     out->notes[out->nnotes++] = hr_strdup(buf);
 }
 
-static hr_decision *find_decision(hr_decisions *out, const char *channel, const char *user)
-{
-    for (size_t i = 0; i < out->n; i++)
-        if (strcmp(out->v[i].channel, channel) == 0 &&
-            ((!user && !out->v[i].user) || (user && out->v[i].user && !strcmp(user, out->v[i].user))))
-            return &out->v[i];
-    return NULL;
-}
-
 static int action_rank(const hr_decision *d)
 {
     return d->action == HR_SEND ? 2 : d->action == HR_DEFER ? 1 : 0;
 }
 
-/* Add or merge (channel, user): one delivery per pair; the strongest decision wins
- * (send > defer > skip; a mandatory one over any other). */
-static void decide(hr_decisions *out, const hr_decision *d)
+static int same_pair(const hr_decision *x, const hr_decision *y)
 {
-    hr_decision *old = find_decision(out, d->channel, d->user);
-    if (old) {
+    return strcmp(x->channel, y->channel) == 0 &&
+           ((!x->user && !y->user) || (x->user && y->user && !strcmp(x->user, y->user)));
+}
+
+static size_t pair_hash(const hr_decision *d)
+{
+    size_t h = 5381;
+    for (const char *p = d->channel; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    h = h * 33 + 1;
+    for (const char *p = d->user ? d->user : ""; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    return h;
+}
+
+/* One delivery per (channel, user): the strongest decision wins (send > defer >
+ * skip; a mandatory one over any other), in the place where the pair first
+ * appeared. decide() only collects; this merges the decisions in the order
+ * they were made, as merging each on arrival would, but finds a pair's first
+ * decision in a hash table instead of searching all earlier ones (quadratic for
+ * a route to a big group). */
+static void merge_decisions(hr_decisions *out)
+{
+    size_t n = out->n, w = 0, mask = 15;
+    if (n < 2)
+        return;
+    while (mask < 2 * n)
+        mask = mask * 2 + 1;
+    size_t *slot = hr_calloc(mask + 1, sizeof *slot); /* index into out->v + 1; 0: empty */
+    for (size_t i = 0; i < n; i++) {
+        const hr_decision *d = &out->v[i];
+        size_t h = pair_hash(d) & mask;
+        while (slot[h] && !same_pair(&out->v[slot[h] - 1], d))
+            h = (h + 1) & mask;
+        if (!slot[h]) {
+            if (w != i)
+                out->v[w] = *d; /* w < i: the kept ones move up, in order */
+            slot[h] = ++w;
+            continue;
+        }
+        hr_decision *old = &out->v[slot[h] - 1];
         if ((d->mandatory && !old->mandatory) || action_rank(d) > action_rank(old))
             *old = *d;
-        return;
     }
+    out->n = w;
+    free(slot);
+}
+
+/* snprintf(dst, len, "%s", src) without the format machinery. */
+static void copy_name(char *dst, size_t len, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= len)
+        n = len - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Collect a decision; merge_decisions() makes the pairs unique when routing ends. */
+static void decide(hr_decisions *out, const hr_decision *d)
+{
     if (out->n == out->cap) {
         out->cap = out->cap ? out->cap * 2 : 8;
         out->v = hr_realloc(out->v, out->cap * sizeof *out->v);
@@ -917,7 +975,7 @@ static void decide_user(hr_decisions *out, const hr_route *rt, const hr_route_ch
     d.user = u->name;
     d.address = hr_user_address(u, c->address_key);
     d.mandatory = rt->mandatory;
-    snprintf(d.route, sizeof d.route, "%s", rt->name);
+    copy_name(d.route, sizeof d.route, rt->name);
     if (rt->mandatory) {
         d.action = HR_SEND;
         set_reason(&d, "mandatory route: sent whatever %s's preferences say", u->name);
@@ -1023,7 +1081,7 @@ static void apply_route(hr_decisions *out, const hr_router *r, const hr_director
                 continue;
             d.channel = c->name;
             d.mandatory = rt->mandatory;
-            snprintf(d.route, sizeof d.route, "%s", rt->name);
+            copy_name(d.route, sizeof d.route, rt->name);
             if (ev->user) {
                 d.action = HR_SKIP;
                 set_reason(&d, "the event is addressed to %s only", ev->user);
@@ -1063,6 +1121,7 @@ void hr_route_event(const hr_router *r, const hr_directory *dir, const herald_ev
             set_reason(&d, "no routes are configured: every channel gets every event");
             decide(out, &d);
         }
+        merge_decisions(out);
         return;
     }
     size_t matched = 0;
@@ -1105,6 +1164,7 @@ void hr_route_event(const hr_router *r, const hr_directory *dir, const herald_ev
     }
     if (ev->user && !hr_directory_user(dir, ev->user))
         note(out, "the event is addressed to %s, who is not a known user", ev->user);
+    merge_decisions(out);
 }
 
 void hr_decisions_free(hr_decisions *d)
