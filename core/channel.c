@@ -113,6 +113,34 @@ herald_status hr_channel_open_url(hr_loader *l, const char *name, const char *ur
     return channel_create(p, name, NULL, &settings, out, err, errlen);
 }
 
+herald_status hr_channel_open_kv(hr_loader *l, const char *plugin, const char *name,
+                                 const char *const *kv, herald_channel **out, char *err,
+                                 size_t errlen)
+{
+    hr_plugin *p;
+    herald_status st = hr_loader_get(l, plugin, &p, err, errlen);
+    if (st != HERALD_OK)
+        return st;
+    herald_settings settings = {0};
+    herald_settings_builder b = {.s = &settings, .spec = p->info->settings, .plugin = p->name};
+    for (size_t i = 0; kv && kv[i] && kv[i + 1] && st == HERALD_OK; i += 2) {
+        const char *dot = strchr(kv[i], '.');
+        if (dot) {
+            char *map = hr_strndup(kv[i], (size_t)(dot - kv[i]));
+            st = hr_settings_put_item(&b, map, dot + 1, kv[i + 1]);
+            free(map);
+        } else {
+            st = hr_settings_put(&b, kv[i], kv[i + 1]);
+        }
+    }
+    if (st != HERALD_OK) {
+        snprintf(err, errlen, "channel '%s': %s", name, b.err[0] ? b.err : herald_strerror(st));
+        hr_settings_free(&settings);
+        return HERALD_E_CONFIG;
+    }
+    return channel_create(p, name, NULL, &settings, out, err, errlen);
+}
+
 void hr_channel_close(herald_channel *ch)
 {
     if (!ch)

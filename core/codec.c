@@ -22,6 +22,48 @@ char *hr_base64(const void *data, size_t len)
     return out;
 }
 
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+void *hr_base64_decode(const char *text, size_t *len)
+{
+    size_t n = strlen(text);
+    while (n && text[n - 1] == '=')
+        n--;
+    if (n % 4 == 1 || strlen(text) - n > 2)
+        return NULL;
+    unsigned char *out = hr_malloc(n * 3 / 4 + 1);
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64val((unsigned char)text[i]);
+        if (v < 0) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    out[o] = 0;
+    if (len)
+        *len = o;
+    return out;
+}
+
 long long hr_parse_retry_after(const char *value, long long now_ms)
 {
     if (!value)

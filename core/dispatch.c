@@ -487,6 +487,7 @@ static djob *start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long
     }
     dj->msg.ev = dj->ev;
     dj->msg.address = strcmp(dj->claim.channel, ADHOC_CHANNEL) == 0 ? NULL : dj->claim.address;
+    dj->msg.attempt = dj->claim.attempts + 1;
     dj->job.ch = rt->ch;
     dj->job.m = &dj->msg;
     dj->job.purpose = HERALD_PURPOSE_SEND;
@@ -698,6 +699,7 @@ static djob *djob_from_memory(hr_dispatcher *d, chan_rt *rt, long long id, share
     sh->refs++;
     dj->msg.ev = dj->ev;
     dj->msg.address = dj->claim.address;
+    dj->msg.attempt = dj->claim.attempts + 1;
     dj->job.ch = rt->ch;
     dj->job.m = &dj->msg;
     dj->job.purpose = HERALD_PURPOSE_SEND;

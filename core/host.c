@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <limits.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "internal.h"
 #include "template.h"
@@ -136,6 +140,11 @@ static const char *h_msg_get(const herald_message *m, herald_msg_key key)
     case HERALD_MSG_ADDRESS: return m->address;
     case HERALD_MSG_DATA: return ev->data;
     case HERALD_MSG_IDEMPOTENCY_KEY: return ev->idempotency_key;
+    case HERALD_MSG_ATTEMPT:
+        if (m->attempt <= 0)
+            return NULL;
+        snprintf(((herald_message *)m)->attempt_text, sizeof m->attempt_text, "%d", m->attempt);
+        return m->attempt_text;
     }
     return NULL;
 }
@@ -536,6 +545,23 @@ static char *h_template_load(const char *name)
     return text;
 }
 
+/* ---- signing (ABI 1.1) ---- */
+
+static herald_status h_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                                   unsigned char out[32])
+{
+    unsigned int n = 32;
+    if (!key || (!data && len) || keylen > INT_MAX ||
+        !HMAC(EVP_sha256(), key, (int)keylen, data ? data : (const void *)"", len, out, &n))
+        return HERALD_E_INVALID;
+    return HERALD_OK;
+}
+
+static void *h_base64_decode(const char *text, size_t *len)
+{
+    return text ? hr_base64_decode(text, len) : NULL;
+}
+
 const herald_host hr_host = {
     .struct_size = sizeof(herald_host),
     .abi_major = HERALD_PLUGIN_ABI_MAJOR,
@@ -586,4 +612,6 @@ const herald_host hr_host = {
     .parse_retry_after = hr_parse_retry_after,
     .render = h_render,
     .template_load = h_template_load,
+    .hmac_sha256 = h_hmac_sha256,
+    .base64_decode = h_base64_decode,
 };

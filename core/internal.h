@@ -38,6 +38,9 @@ int hr_utf8_valid(const char *s, size_t n);
 /* 1 when s contains CR, LF or any other control character except TAB. */
 int hr_has_ctl(const char *s);
 char *hr_base64(const void *data, size_t len);
+/* Standard base64, '=' padding optional; NULL when not base64. hr_malloc'd,
+ * NUL-terminated past *len. */
+void *hr_base64_decode(const char *text, size_t *len);
 
 long long hr_now_ms(void);
 /* Unix ms -> "2026-11-22T08:00:00.000Z" into out (at least 25 bytes). */
@@ -123,6 +126,8 @@ int hr_valid_event_type(const char *type);
 struct herald_message {
     const herald_event *ev;
     const char *address;
+    int attempt;      /* 1 for the first attempt; 0 when not a delivery (herald test) */
+    char attempt_text[16];
 };
 
 /* ---- settings.c: a channel's validated settings ---- */
@@ -400,6 +405,11 @@ herald_status hr_channel_open(hr_loader *l, hr_channel_conf *cc, herald_channel 
 /* Create an ad-hoc channel from a URL given on the command line. */
 herald_status hr_channel_open_url(hr_loader *l, const char *name, const char *url,
                                   herald_channel **out, char *err, size_t errlen);
+/* A channel of `plugin` from name/value pairs (kv NULL-terminated; "map.key"
+ * names an item of a MAP setting), checked like a config entry. */
+herald_status hr_channel_open_kv(hr_loader *l, const char *plugin, const char *name,
+                                 const char *const *kv, herald_channel **out, char *err,
+                                 size_t errlen);
 void hr_channel_close(herald_channel *ch);
 /* One attempt of a delivery, or a test, to completion. */
 void hr_channel_deliver(herald_channel *ch, const herald_message *m, herald_purpose p,

@@ -132,7 +132,8 @@ typedef enum herald_msg_key {
     HERALD_MSG_USER = 7,            /* addressee user name, or NULL */
     HERALD_MSG_ADDRESS = 8,         /* addressee's address on this channel, or NULL */
     HERALD_MSG_DATA = 9,            /* free JSON payload as text, or NULL */
-    HERALD_MSG_IDEMPOTENCY_KEY = 10 /* or NULL */
+    HERALD_MSG_IDEMPOTENCY_KEY = 10, /* or NULL */
+    HERALD_MSG_ATTEMPT = 11          /* ABI 1.1: "1" for a first attempt, "2"...; NULL in tests */
 } herald_msg_key;
 
 /* Why an exchange runs. */
@@ -284,6 +285,15 @@ typedef struct herald_host {
      * (DATADIR/herald/templates). NULL when neither has it or the name is not a
      * plain relative path. Release with host->free(). */
     char *(*template_load)(const char *name);
+
+    /* ---- ABI 1.1: signing ---- */
+
+    /* HMAC-SHA256 of data under key into out (32 bytes). */
+    herald_status (*hmac_sha256)(const void *key, size_t keylen, const void *data, size_t len,
+                                 unsigned char out[32]);
+    /* Decode standard base64 (padding optional); NULL when text is not base64.
+     * Release with host->free(). */
+    void *(*base64_decode)(const char *text, size_t *len);
 } herald_host;
 
 #define HERALD_HOST_HAS(host, member) \

@@ -1,4 +1,6 @@
-/* webhook.c - the generic JSON webhook channel: POSTs the canonical event JSON to a URL. */
+/* webhook.c - the generic JSON webhook channel: POSTs the event as JSON to a URL, signed the
+ * Standard Webhooks way (webhook-id, webhook-timestamp, webhook-signature) and/or GitHub's
+ * (X-Hub-Signature-256) when it has a secret (CONTRACTS.md, "Signed webhooks"). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,17 @@
 
 #define DEFAULT_TIMEOUT_S 10
 #define EXCERPT_MAX 200
+#define DEFAULT_MAX_PAYLOAD (256 * 1024)
+#define SIG_STANDARD 0x1u
+#define SIG_GITHUB 0x2u
+
+/* A signing secret: the whsec_ key decoded for Standard Webhooks, the text as
+ * given for GitHub (which signs with the secret's bytes). */
+typedef struct secret {
+    char *text;
+    unsigned char *key;
+    size_t keylen;
+} secret;
 
 typedef struct webhook {
     const herald_host *host;
@@ -21,6 +34,12 @@ typedef struct webhook {
     long long timeout_ms;
     char *ca_file;
     int insecure;
+    unsigned sig;         /* SIG_* */
+    secret cur, old;      /* old: the previous secret during a rotation's grace */
+    long long old_until_ms;
+    int envelope;         /* {"type","timestamp","data"} instead of the bare event */
+    char *body_template;
+    long long max_payload;
 } webhook;
 
 static const herald_setting_spec settings[] = {
@@ -31,6 +50,19 @@ static const herald_setting_spec settings[] = {
     {"timeout", HERALD_SETTING_INT, 0, 1, 300, "seconds before the attempt is abandoned (10)"},
     {"ca_file", HERALD_SETTING_STRING, 0, 0, 0, "PEM file of CAs trusted for this endpoint"},
     {"insecure", HERALD_SETTING_BOOL, 0, 0, 0, "skip TLS verification (never in production)"},
+    {"secret", HERALD_SETTING_STRING, HERALD_SETTING_SECRET, 0, 0,
+     "signing secret, whsec_ + base64 (or secret_file)"},
+    {"old_secret", HERALD_SETTING_STRING, HERALD_SETTING_SECRET, 0, 0,
+     "previous secret, also signed with until old_secret_until"},
+    {"old_secret_until", HERALD_SETTING_INT, 0, 0, 0, "Unix time the previous secret stops"},
+    {"signature", HERALD_SETTING_STRING, 0, 0, 0,
+     "standard (default with a secret), github, both or none"},
+    {"payload", HERALD_SETTING_STRING, 0, 0, 0,
+     "event (the event JSON, default) or envelope ({type, timestamp, data})"},
+    {"body_template", HERALD_SETTING_STRING, 0, 0, 0,
+     "JSON body template (Mustache subset, values JSON-escaped)"},
+    {"max_payload", HERALD_SETTING_INT, 0, 64, 64LL * 1024 * 1024,
+     "largest body sent, in bytes (262144)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -58,7 +90,32 @@ static void destroy(void *state)
         free(w->headers[i]);
     free(w->headers);
     free(w->ca_file);
+    free(w->cur.text);
+    free(w->cur.key);
+    free(w->old.text);
+    free(w->old.key);
+    free(w->body_template);
     free(w);
+}
+
+/* whsec_ + base64 of 24 to 64 bytes (the prefix is optional, as receivers accept). */
+static int secret_read(const herald_host *h, const char *text, secret *out)
+{
+    const char *b64 = strncmp(text, "whsec_", 6) == 0 ? text + 6 : text;
+    size_t n = 0;
+    unsigned char *key = h->base64_decode(b64, &n);
+    if (!key || n < 24 || n > 64) {
+        if (key)
+            h->free(key);
+        return 0;
+    }
+    out->key = malloc(n);
+    out->text = dup(text);
+    if (out->key)
+        memcpy(out->key, key, n);
+    out->keylen = n;
+    h->free(key);
+    return out->key && out->text;
 }
 
 /* Header values that carry credentials are redacted in every log line. */
@@ -137,6 +194,48 @@ static herald_status create(const herald_host *host, herald_channel *ch,
             w->has_content_type = 1;
         if (credential_header(name))
             host->add_secret(ch, value);
+    }
+
+    const char *secret_text = host->setting_string(s, "secret");
+    const char *sig = host->setting_string(s, "signature");
+    if (!sig)
+        sig = secret_text ? "standard" : "none";
+    w->sig = !strcmp(sig, "standard") ? SIG_STANDARD
+             : !strcmp(sig, "github") ? SIG_GITHUB
+             : !strcmp(sig, "both")   ? SIG_STANDARD | SIG_GITHUB
+                                      : 0;
+    const char *why = NULL;
+    if (strcmp(sig, "none") && !w->sig)
+        why = "signature must be standard, github, both or none";
+    else if (w->sig && !secret_text)
+        why = "signing needs a secret (whsec_ + base64); set secret or secret_file, or "
+              "signature = \"none\"";
+    else if (secret_text && w->sig == SIG_GITHUB)
+        w->cur.text = dup(secret_text); /* GitHub signs with any secret text */
+    else if (secret_text && !secret_read(host, secret_text, &w->cur))
+        why = "secret must be whsec_ followed by the base64 of 24 to 64 random bytes; "
+              "herald webhook add --secret auto makes one";
+    const char *old = host->setting_string(s, "old_secret");
+    long long until = 0;
+    host->setting_int(s, "old_secret_until", &until);
+    if (!why && old && !secret_read(host, old, &w->old))
+        why = "old_secret must be whsec_ followed by base64, like secret";
+    w->old_until_ms = until * 1000;
+    const char *payload = host->setting_string(s, "payload");
+    if (!why && payload && strcmp(payload, "event") && strcmp(payload, "envelope"))
+        why = "payload must be event or envelope";
+    w->envelope = payload && !strcmp(payload, "envelope");
+    const char *tmpl = host->setting_string(s, "body_template");
+    if (tmpl && !(w->body_template = dup(tmpl))) {
+        destroy(w);
+        return HERALD_E_NOMEM;
+    }
+    w->max_payload = DEFAULT_MAX_PAYLOAD;
+    host->setting_int(s, "max_payload", &w->max_payload);
+    if (why) {
+        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG, "%s", why);
+        destroy(w);
+        return HERALD_E_CONFIG;
     }
     *state = w;
     return HERALD_OK;
@@ -241,28 +340,132 @@ static herald_status from_url(const herald_host *host, const char *url,
     return st;
 }
 
-static herald_status describe(webhook *w, const herald_message *m, herald_exchange *ex)
+/* The body (malloc'd): the template's rendering, or the event JSON, bare or in
+ * the envelope. NULL with *failed set when the template failed (res says why). */
+static char *body_of(webhook *w, const herald_message *m, herald_result *res, int *failed)
 {
     const herald_host *h = w->host;
-    char *json = h->msg_json(m);
-    if (!json)
-        return HERALD_E_NOMEM;
+    char *text = w->body_template ? h->render(w->ch, m, w->body_template, NULL,
+                                              HERALD_ESCAPE_JSON, (size_t)w->max_payload + 1, res)
+                                  : h->msg_json(m);
+    *failed = w->body_template && !text;
+    if (!text)
+        return NULL;
+    const char *type = h->msg_get(m, HERALD_MSG_TYPE);
+    const char *ts = h->msg_get(m, HERALD_MSG_TIMESTAMP);
+    size_t cap = strlen(text) + strlen(type) + strlen(ts) + 48;
+    char *out = malloc(cap);
+    if (out && w->envelope && !w->body_template)
+        snprintf(out, cap, "{\"type\":\"%s\",\"timestamp\":\"%s\",\"data\":%s}", type, ts,
+                 text);
+    else if (out)
+        memcpy(out, text, strlen(text) + 1);
+    h->free(text);
+    return out;
+}
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* "v1,<base64>" of HMAC-SHA256(key, "{id}.{timestamp}.{body}"), appended to out. */
+static int sign_standard(const herald_host *h, const secret *sec, const char *id, long long ts,
+                         const char *body, size_t len, char *out, size_t outlen)
+{
+    size_t prefix = strlen(id) + 32;
+    char *msg = malloc(prefix + len);
+    if (!msg)
+        return 0;
+    int n = snprintf(msg, prefix, "%s.%lld.", id, ts);
+    memcpy(msg + n, body, len);
+    unsigned char mac[32];
+    herald_status st = h->hmac_sha256(sec->key, sec->keylen, msg, (size_t)n + len, mac);
+    free(msg);
+    char *b64 = st == HERALD_OK ? h->base64(mac, sizeof mac) : NULL;
+    if (!b64)
+        return 0;
+    size_t used = strlen(out);
+    snprintf(out + used, outlen - used, "%sv1,%s", used ? " " : "", b64);
+    h->free(b64);
+    return 1;
+}
+
+static herald_status describe(webhook *w, const herald_message *m, herald_exchange *ex,
+                              herald_result *res)
+{
+    const herald_host *h = w->host;
+    int failed = 0;
+    char *body = body_of(w, m, res, &failed);
+    if (!body)
+        return failed ? HERALD_OK : HERALD_E_NOMEM;
+    size_t len = strlen(body);
+    if ((long long)len > w->max_payload) {
+        free(body);
+        h->result(res, HERALD_VERDICT_FAILED, HERALD_E_TOO_LARGE,
+                  "the body is %zu bytes, over max_payload (%lld); shorten the event or raise "
+                  "max_payload", len, w->max_payload);
+        return HERALD_OK;
+    }
     h->http_request(ex, w->method, w->url);
     if (!w->has_content_type)
         h->http_header(ex, "Content-Type", "application/json");
     for (size_t i = 0; i < w->nheaders; i++)
         h->http_header(ex, w->headers[2 * i], w->headers[2 * i + 1]);
-    h->http_body(ex, json, strlen(json));
+    const char *type = h->msg_get(m, HERALD_MSG_TYPE);
+    const char *attempt = h->msg_get(m, HERALD_MSG_ATTEMPT);
+    h->http_header(ex, "X-Herald-Event", type);
+    if (attempt)
+        h->http_header(ex, "X-Herald-Delivery-Attempt", attempt);
+    if (w->sig) {
+        /* Stable across retries and redeliveries: the idempotency key when the
+         * submitter gave one, else the event id. */
+        const char *key = h->msg_get(m, HERALD_MSG_IDEMPOTENCY_KEY);
+        char id[160];
+        snprintf(id, sizeof id, "%s%s", key ? "" : "msg_", key ? key : h->msg_get(m, HERALD_MSG_ID));
+        long long ts = h->now_ms() / 1000;
+        char tsbuf[24];
+        snprintf(tsbuf, sizeof tsbuf, "%lld", ts);
+        h->http_header(ex, "webhook-id", id);
+        h->http_header(ex, "webhook-timestamp", tsbuf);
+        if (w->sig & SIG_STANDARD) {
+            char sigs[256] = "";
+            int good = sign_standard(h, &w->cur, id, ts, body, len, sigs, sizeof sigs);
+            if (good && w->old.key && h->now_ms() < w->old_until_ms)
+                good = sign_standard(h, &w->old, id, ts, body, len, sigs, sizeof sigs);
+            if (!good) {
+                free(body);
+                return HERALD_E_NOMEM;
+            }
+            h->http_header(ex, "webhook-signature", sigs);
+        }
+        if (w->sig & SIG_GITHUB) {
+            unsigned char mac[32];
+            char value[80] = "sha256=";
+            if (h->hmac_sha256(w->cur.text, strlen(w->cur.text), body, len, mac) != HERALD_OK) {
+                free(body);
+                return HERALD_E_NOMEM;
+            }
+            hex(mac, sizeof mac, value + 7);
+            h->http_header(ex, "X-Hub-Signature-256", value);
+        }
+    }
+    h->http_body(ex, body, len);
     h->set_timeout_ms(ex, w->timeout_ms);
     h->set_tls(ex, w->ca_file, w->insecure);
-    h->free(json);
+    free(body);
     return HERALD_OK;
 }
 
 static herald_status send(void *state, const herald_message *m, herald_exchange *ex,
                           herald_result *res)
 {
-    return describe(state, m, ex);
+    return describe(state, m, ex, res);
 }
 
 static herald_status test(void *state, unsigned flags, const herald_message *m,
@@ -270,7 +473,7 @@ static herald_status test(void *state, unsigned flags, const herald_message *m,
 {
     webhook *w = state;
     if (flags & HERALD_TEST_SEND)
-        return describe(w, m, ex);
+        return describe(w, m, ex, res);
     w->host->connect_request(ex, w->url);
     w->host->set_timeout_ms(ex, w->timeout_ms);
     w->host->set_tls(ex, w->ca_file, w->insecure);

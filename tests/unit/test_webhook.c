@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/hmac.h>
+
 #include "internal.h"
 #include "tap.h"
 
@@ -61,6 +63,130 @@ static void expect(herald_channel *ch, long code, herald_status transport, heral
     if (res.verdict != v || res.status != st)
         printf("#   got verdict %s status %s (%s)\n", hr_verdict_name(res.verdict),
                hr_status_name(res.status), res.detail);
+}
+
+/* Standard Webhooks: v1,base64(HMAC-SHA256(key, "id.ts.body")), computed here with
+ * OpenSSL directly, independently of the plugin. */
+static char *expected_v1(const char *b64key, const char *id, const char *ts, const char *body)
+{
+    size_t keylen;
+    unsigned char *key = hr_base64_decode(b64key, &keylen);
+    char *msg = hr_asprintf("%s.%s.%s", id, ts, body);
+    unsigned char mac[32];
+    unsigned int n = 32;
+    HMAC(EVP_sha256(), key, (int)keylen, (unsigned char *)msg, strlen(msg), mac, &n);
+    char *b64 = hr_base64(mac, n);
+    char *out = hr_asprintf("v1,%s", b64);
+    free(b64);
+    free(msg);
+    free(key);
+    return out;
+}
+
+static void signing(void)
+{
+    const char *sec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const char *old = "whsec_dGhpcyBpcyB0aGUgcHJldmlvdXMgc2VjcmV0IGtleQ==";
+    char err[1024];
+    char until[32];
+    snprintf(until, sizeof until, "%lld", hr_now_ms() / 1000 + 3600);
+    herald_channel *ch = NULL;
+    const char *kv[] = {"url", "http://127.0.0.1:9/in", "secret", sec, "payload", "envelope",
+                        "old_secret", old, "old_secret_until", until, NULL};
+    if (!ok(hr_channel_open_kv(loader, "webhook", "sub", kv, &ch, err, sizeof err) == HERALD_OK,
+            "a signing webhook opens"))
+        printf("#   %s\n", err);
+    if (!ch)
+        return;
+    herald_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = "vm.started";
+    ev.title = "VM up";
+    ev.body = "";
+    hr_event_stamp(&ev);
+    herald_message m = {.ev = &ev, .attempt = 3};
+    herald_exchange ex;
+    herald_result res = {0};
+    hr_exchange_init(&ex, HERALD_PURPOSE_SEND);
+    plugin->info->send(ch->state, &m, &ex, &res);
+    char *want_id = hr_asprintf("msg_%s", ev.id);
+    is_str(header(&ex, "webhook-id"), want_id, "webhook-id: msg_ + the event id");
+    free(want_id);
+    const char *ts = header(&ex, "webhook-timestamp");
+    long long t = ts ? atoll(ts) : 0;
+    ok(t >= hr_now_ms() / 1000 - 5 && t <= hr_now_ms() / 1000, "webhook-timestamp: now");
+    is_str(header(&ex, "X-Herald-Event"), "vm.started", "X-Herald-Event");
+    is_str(header(&ex, "X-Herald-Delivery-Attempt"), "3", "X-Herald-Delivery-Attempt");
+    const char *body = ex.body.data ? ex.body.data : "";
+    char *prefix = hr_asprintf("{\"type\":\"vm.started\",\"timestamp\":\"%s\",\"data\":{\"id\":",
+                               ev.timestamp);
+    ok(!strncmp(body, prefix, strlen(prefix)), "envelope payload {type, timestamp, data}");
+    free(prefix);
+    char *v1 = expected_v1(sec + 6, header(&ex, "webhook-id"), ts ? ts : "", body);
+    char *v1old = expected_v1(old + 6, header(&ex, "webhook-id"), ts ? ts : "", body);
+    char *both = hr_asprintf("%s %s", v1, v1old);
+    is_str(header(&ex, "webhook-signature"), both,
+           "webhook-signature: current and previous key during the grace period");
+    free(both);
+    free(v1old);
+    free(v1);
+    char *red = hr_redact(sec);
+    is_str(red, "***", "the secret is redacted");
+    free(red);
+    hr_exchange_clear(&ex);
+    hr_channel_close(ch);
+
+    /* GitHub style with the CONTRACTS.md vector; the idempotency key is the webhook-id. */
+    const char *kv2[] = {"url", "http://127.0.0.1:9/in", "secret", "It's a Secret to Everybody",
+                         "signature", "github", "body_template", "Hello, World!", NULL};
+    ch = NULL;
+    if (!ok(hr_channel_open_kv(loader, "webhook", "gh", kv2, &ch, err, sizeof err) == HERALD_OK,
+            "a GitHub-signing webhook with a body template opens"))
+        printf("#   %s\n", err);
+    if (ch) {
+        ev.idempotency_key = "order-42";
+        hr_exchange_init(&ex, HERALD_PURPOSE_SEND);
+        plugin->info->send(ch->state, &m, &ex, &res);
+        is_str(ex.body.data, "Hello, World!", "the body template's output is the body");
+        is_str(header(&ex, "X-Hub-Signature-256"),
+               "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+               "X-Hub-Signature-256 matches the GitHub test vector");
+        is_str(header(&ex, "webhook-id"), "order-42", "webhook-id: the idempotency key");
+        ok(!header(&ex, "webhook-signature"), "github only: no webhook-signature");
+        hr_exchange_clear(&ex);
+        hr_channel_close(ch);
+        ev.idempotency_key = NULL;
+    }
+
+    /* Refusals. */
+    const char *bad[][6] = {
+        {"url", "http://x/", "signature", "standard", NULL, NULL},
+        {"url", "http://x/", "secret", "whsec_short", NULL, NULL},
+        {"url", "http://x/", "secret", sec, "signature", "hmac"},
+    };
+    const char *why[] = {"signing needs a secret", "24 to 64 random bytes", "signature must be"};
+    for (size_t i = 0; i < 3; i++) {
+        ch = NULL;
+        ok(hr_channel_open_kv(loader, "webhook", "bad", bad[i], &ch, err, sizeof err) != HERALD_OK,
+           "a bad signing setup is refused");
+        like(err, why[i], "  ... saying why");
+        hr_channel_close(ch);
+    }
+    /* Over max_payload: refused, never cut. */
+    const char *kv3[] = {"url", "http://x/", "max_payload", "64", NULL};
+    ch = NULL;
+    hr_channel_open_kv(loader, "webhook", "small", kv3, &ch, err, sizeof err);
+    if (ch) {
+        hr_exchange_init(&ex, HERALD_PURPOSE_SEND);
+        res = (herald_result){0};
+        plugin->info->send(ch->state, &m, &ex, &res);
+        ok(res.set && res.verdict == HERALD_VERDICT_FAILED && res.status == HERALD_E_TOO_LARGE &&
+               ex.kind == HR_EX_NONE,
+           "a body over max_payload fails without a request");
+        hr_exchange_clear(&ex);
+        hr_channel_close(ch);
+    }
+    hr_event_clear(&(herald_event){0});
 }
 
 int main(void)
@@ -173,6 +299,7 @@ int main(void)
     ch = open_url("json://example.org/?+Bad%0AName=x", err, sizeof err);
     ok(ch == NULL, "CR/LF in a header name refused");
 
+    signing();
     hr_loader_free(loader);
     return done_testing();
 }
