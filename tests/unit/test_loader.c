@@ -127,6 +127,15 @@ int main(void)
     ok(seen_webhook && n >= 9, "scan lists every plugin file once");
     hr_strv_free(names);
 
+    /* The compatibility promise: a plugin built for an older minor still loads. */
+    hr_plugin *oldminor = NULL;
+    st = hr_loader_get(l, "oldminor", &oldminor, err, sizeof err);
+    if (!is_int(st, HERALD_OK, "a plugin built for ABI 1.0 loads on this ABI 1.x host"))
+        printf("# %s\n", err);
+    ok(oldminor && oldminor->info->abi_minor == 0 &&
+           oldminor->info->abi_minor <= HERALD_PLUGIN_ABI_MINOR,
+       "it reports ABI 1.0");
+
     hr_loader_free(l);
     free(path);
     return done_testing();
