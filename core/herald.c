@@ -61,6 +61,7 @@ static const char main_usage[] =
     "  user add|set|list|show|remove   people and their addresses\n"
     "  prefs show|set|unset|quiet NAME  who wants which events, where and when\n"
     "  group add|remove|list           groups routes can name as @GROUP\n"
+    "  verify ... < BODY               check a received webhook's signature\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default: $HERALD_CONFIG, then\n"
@@ -1324,12 +1325,14 @@ int main(int argc, char **argv)
         rc = cli_prefs(&c, argc, argv);
     else if (!strcmp(cmd, "group"))
         rc = cli_group(&c, argc, argv);
+    else if (!strcmp(cmd, "verify"))
+        rc = cli_verify(&c, argc, argv);
     else if (!strcmp(cmd, "help")) {
         fputs(main_usage, stdout);
         rc = 0;
     } else
         cli_die("unknown command '%s'; commands are send, test, check, plugins, log, show, "
-                "retry, queue, stats, channel, route, explain, user, prefs, group", cmd);
+                "retry, queue, stats, channel, route, explain, user, prefs, group, verify", cmd);
     hr_secrets_clear();
     return rc;
 #endif

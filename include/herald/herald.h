@@ -2,6 +2,8 @@
 #ifndef HERALD_HERALD_H
 #define HERALD_HERALD_H
 
+#include <stddef.h>
+
 #include <herald/status.h>
 #include <herald/version.h>
 
@@ -99,6 +101,41 @@ HERALD_API int herald_status_retryable(herald_status st);
 
 /* The library version, e.g. "0.1.0". */
 HERALD_API const char *herald_version(void);
+
+/*
+ * Verifying webhooks, for receivers. Neither function needs a handle, and
+ * both may be called from any thread. Pass the raw request body, byte for
+ * byte as received (not re-serialised JSON). Signatures are compared in
+ * constant time. On failure err (when errlen > 0) receives one line saying
+ * why, e.g. "the webhook-timestamp is 412 s old, more than the 300 s
+ * tolerance (a replay, or a clock out of step)"; it never contains the secret.
+ *
+ * Both return HERALD_OK (0) when the signature is valid, HERALD_E_AUTH when
+ * the request must be rejected (no valid signature, header missing or
+ * malformed, timestamp out of tolerance), and HERALD_E_INVALID when the
+ * secret or the arguments are unusable (a configuration error, not the
+ * request's fault).
+ */
+
+/* A Standard Webhooks 1.0 request: secret is "whsec_<base64>" (24 to 64 key
+ * bytes); msg_id, timestamp and signature_header are the values of the
+ * webhook-id, webhook-timestamp and webhook-signature headers (NULL when
+ * absent). signature_header may hold several space-separated "v1,<base64>"
+ * signatures (during key rotation): one match is enough, and entries of other
+ * versions are ignored. The timestamp (unix seconds) must be within
+ * tolerance_s seconds of the current time in either direction; 0 or less
+ * means the default, 300 (5 minutes). Receivers should also remember
+ * msg_id for a while and drop repeats: deliveries are at-least-once. */
+HERALD_API int herald_webhook_verify(const char *secret, const char *msg_id, const char *timestamp,
+                                     const char *signature_header, const void *body, size_t len,
+                                     long tolerance_s, char *err, size_t errlen);
+
+/* A GitHub-style request: signature_header is the X-Hub-Signature-256 value,
+ * "sha256=<hex HMAC-SHA256(secret, body)>"; secret is the shared secret as
+ * configured (any non-empty string). GitHub-style signatures carry no
+ * timestamp, so a replayed request verifies: dedupe on the delivery id. */
+HERALD_API int herald_github_verify(const char *secret, const char *signature_header,
+                                    const void *body, size_t len, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
