@@ -4,6 +4,8 @@
 set -u
 tmp=$(mktemp -d /tmp/herald-sdk-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT INT TERM
+# Never the real home: herald's default queue lives under it.
+HOME="$tmp"; XDG_STATE_HOME="$tmp/state"; export HOME XDG_STATE_HOME
 n=0
 fails=0
 ok() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
