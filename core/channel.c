@@ -40,6 +40,7 @@ static herald_status channel_create(hr_plugin *p, const char *name, const char *
     ch->plugin = p;
     ch->settings = *settings;
     memset(settings, 0, sizeof *settings);
+    hr_policy_installed(&ch->policy); /* a configured channel's own replaces it */
     herald_result res = {0};
     herald_status st = p->info->create(&hr_host, ch, &ch->settings, &ch->state, &res);
     if (st != HERALD_OK) {
@@ -95,7 +96,11 @@ herald_status hr_channel_open(hr_loader *l, hr_channel_conf *cc, herald_channel 
         hr_settings_free(&settings);
         return st;
     }
-    return channel_create(p, cc->name, cc->origin, &settings, out, err, errlen);
+    if ((st = channel_create(p, cc->name, cc->origin, &settings, out, err, errlen)) == HERALD_OK) {
+        hr_policy_free(&(*out)->policy);
+        hr_policy_copy(&(*out)->policy, &cc->policy);
+    }
+    return st;
 }
 
 herald_status hr_channel_open_url(hr_loader *l, const char *name, const char *url,
@@ -148,6 +153,7 @@ void hr_channel_close(herald_channel *ch)
     if (ch->created && ch->plugin->info->destroy)
         ch->plugin->info->destroy(ch->state);
     hr_settings_free(&ch->settings);
+    hr_policy_free(&ch->policy);
     free(ch->name);
     free(ch);
 }
@@ -210,6 +216,7 @@ static int job_begin(hr_job *j)
         return 0;
     }
     j->step = j->ex.step;
+    j->ex.policy = &j->ch->policy;
     return 1;
 }
 
@@ -220,6 +227,10 @@ static int job_next(hr_job *j)
     j->out.steps++;
     j->out.code = j->resp.code;
     memset(&j->res, 0, sizeof j->res);
+    if (j->resp.policy_refused) { /* final whatever the plugin would make of it */
+        finish(&j->out, HERALD_VERDICT_FAILED, HERALD_E_REJECTED, j->resp.error);
+        return 0;
+    }
     herald_status st = info->interpret(j->ch->state, j->m, &j->resp, &j->ex, &j->res);
     if (st != HERALD_OK) {
         op_failed(&j->out, "interpret", st, &j->res);
@@ -247,6 +258,7 @@ static int job_next(hr_job *j)
         return 0;
     }
     j->step = j->ex.step;
+    j->ex.policy = &j->ch->policy;
     return 1;
 }
 

@@ -20,12 +20,12 @@
 static const char *const known_top[] = {
     "database", "plugin_path", "socket", "socket_mode", "socket_group", "channels", "routes",
     "fallback", "users", "groups", "http", "retry", "templates", "limits", "log_level",
-    "idempotency_window", NULL,
+    "idempotency_window", "outbound", NULL,
 };
 
 /* Channel entry keys that belong to herald, not to the plugin. */
 static const char *const host_channel_keys[] = {"name", "plugin", "retry", "max_concurrent",
-                                                "max_rate", "address", NULL};
+                                                "max_rate", "address", "deny", "allow", NULL};
 
 static const char *const known_retry[] = {"schedule", "max_attempts", "max_age", "jitter",
                                           "disable_after", NULL};
@@ -83,6 +83,7 @@ hr_config *hr_config_empty(void)
     c->idempotency_window_ms = DEFAULT_IDEMPOTENCY_WINDOW_MS;
     c->socket_mode = 0660;
     c->socket_gid = -1;
+    hr_policy_init(&c->outbound);
     return c;
 }
 
@@ -173,6 +174,59 @@ fail:
     return HERALD_E_CONFIG;
 }
 
+/* Add the addresses or CIDR blocks of list (`what` names it in messages) to p. */
+static herald_status parse_cidrs(config_setting_t *list, const char *path, const char *what,
+                                 int allow, hr_policy *p, char *err, size_t errlen)
+{
+    struct { const char *path; } cbox = {path}, *c = &cbox;
+    int t = config_setting_type(list);
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_STRING)
+        FAIL_AT(list, "%s must be a list of addresses or CIDR blocks, e.g. %s = [\"10.0.0.0/8\", "
+                "\"fd00::/8\"];", what, config_setting_name(list));
+    int n = t == CONFIG_TYPE_STRING ? 1 : config_setting_length(list);
+    for (int k = 0; k < n; k++) {
+        config_setting_t *it = t == CONFIG_TYPE_STRING ? list
+                                                       : config_setting_get_elem(list, (unsigned)k);
+        const char *str = config_setting_get_string(it);
+        hr_cidr net;
+        char why[300];
+        if (!str)
+            FAIL_AT(it, "%s item %d must be a string such as \"10.0.0.0/8\"", what, k + 1);
+        if (hr_cidr_parse(str, &net, why, sizeof why) != HERALD_OK)
+            FAIL_AT(it, "%s item %d: %s", what, k + 1, why);
+        char text[64];
+        hr_cidr_format(&net, text, sizeof text);
+        char *origin = hr_asprintf("%s %s at %s:%u", allow ? "allow" : "deny", text,
+                                   src_file(it, path), config_setting_source_line(it));
+        hr_policy_add(p, allow, &net, origin);
+        free(origin);
+    }
+    return HERALD_OK;
+fail:
+    return HERALD_E_CONFIG;
+}
+
+static herald_status parse_outbound(config_setting_t *g, const char *path, hr_policy *p, char *err,
+                                    size_t errlen)
+{
+    struct { const char *path; } cbox = {path}, *c = &cbox;
+    if (!config_setting_is_group(g))
+        FAIL_AT(g, "'outbound' must be a group: outbound = { deny = [\"10.0.0.0/8\"]; allow = "
+                "[\"10.1.2.0/24\"]; };");
+    for (int i = 0; i < config_setting_length(g); i++) {
+        config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(m);
+        if (strcmp(name, "deny") != 0 && strcmp(name, "allow") != 0)
+            FAIL_AT(m, "unknown outbound setting '%s'; known: deny, allow", name);
+        if (parse_cidrs(m, path, !strcmp(name, "deny") ? "outbound.deny" : "outbound.allow",
+                        !strcmp(name, "allow"), p, err, errlen) != HERALD_OK)
+            return HERALD_E_CONFIG;
+    }
+    return HERALD_OK;
+fail:
+    return HERALD_E_CONFIG;
+}
+
 herald_status hr_config_load(const char *path, hr_config **out, char *err, size_t errlen)
 {
     hr_config *c = hr_config_empty();
@@ -197,7 +251,8 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
         config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
         if (!in_list(known_top, config_setting_name(s)))
             FAIL_AT(s, "unknown setting '%s'; known: database, plugin_path, socket, "
-                    "socket_mode, socket_group, channels, limits, retry, idempotency_window",
+                    "socket_mode, socket_group, channels, limits, retry, idempotency_window, "
+                    "outbound",
                     config_setting_name(s));
     }
 
@@ -256,6 +311,10 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
             !get_size_limit(s, "max_field_value", &c->limits.max_field_value))
             FAIL_AT(s, "limits must be integers from 1 to 67108864");
     }
+
+    if ((s = config_setting_get_member(root, "outbound")) &&
+        parse_outbound(s, path, &c->outbound, err, errlen) != HERALD_OK)
+        goto fail;
 
     c->routed = config_setting_get_member(root, "routes") != NULL ||
                 config_setting_get_member(root, "fallback") != NULL;
@@ -317,8 +376,21 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
             cc->url = hr_strdup(url);
             cc->origin = origin_of(e, path);
             cc->raw = e;
+            hr_policy_copy(&cc->policy, &c->outbound);
+            for (int k = 0; k < 2; k++) {
+                const char *key = k ? "allow" : "deny";
+                if (!(m = config_setting_get_member(e, key)))
+                    continue;
+                char *what = hr_asprintf("channel '%s': %s", name, key);
+                herald_status pst = parse_cidrs(m, path, what, k, &cc->policy, err, errlen);
+                free(what);
+                if (pst != HERALD_OK)
+                    goto fail;
+                cc->own_policy = 1;
+            }
         }
     }
+    hr_policy_install(&c->outbound);
     *out = c;
     return HERALD_OK;
 fail:
@@ -344,8 +416,10 @@ void hr_config_free(hr_config *c)
         free(c->channels[i].url);
         free(c->channels[i].origin);
         hr_settings_free(&c->channels[i].settings);
+        hr_policy_free(&c->channels[i].policy);
     }
     free(c->channels);
+    hr_policy_free(&c->outbound);
     if (c->cfg) {
         config_destroy(c->cfg);
         free(c->cfg);

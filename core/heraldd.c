@@ -411,6 +411,23 @@ static void check_waits(daemon_t *dm, long long now)
     }
 }
 
+/* Where deliveries may connect, as the configuration says: the whole policy,
+ * then each channel that adds deny or allow entries of its own. */
+static void log_policy(const hr_config *cfg)
+{
+    char *text = hr_policy_describe(&cfg->outbound);
+    hr_log(HERALD_LOG_INFO, "outbound policy: %s", text);
+    free(text);
+    for (size_t i = 0; i < cfg->nchannels; i++) {
+        if (!cfg->channels[i].own_policy)
+            continue;
+        text = hr_policy_describe(&cfg->channels[i].policy);
+        hr_log(HERALD_LOG_INFO, "outbound policy of channel '%s': %s", cfg->channels[i].name,
+               text);
+        free(text);
+    }
+}
+
 /* Load the configuration and open every channel so a bad one fails now. */
 static herald_status load(daemon_t *dm, hr_config **cfg, hr_loader **loader,
                           hr_routing **routing, char *err, size_t errlen)
@@ -469,6 +486,7 @@ static void reload(daemon_t *dm)
     char err[1024];
     if (load(dm, &cfg, &loader, &routing, err, sizeof err) != HERALD_OK) {
         hr_log(HERALD_LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
+        hr_policy_install(&dm->cfg->outbound); /* loading the refused one installed its own */
         sd_notify_state("READY=1");
         return;
     }
@@ -489,6 +507,7 @@ static void reload(daemon_t *dm)
     dm->d = hr_dispatcher_new(cfg, loader, dm->store);
     hr_log(HERALD_LOG_NOTICE, "configuration reloaded from %s (%zu channels)", dm->config_path,
            cfg->nchannels);
+    log_policy(cfg);
     sd_notify_state("READY=1");
 }
 
@@ -694,6 +713,7 @@ int main(int argc, char **argv)
     dm.d = hr_dispatcher_new(dm.cfg, dm.loader, dm.store);
     hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s",
            HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path);
+    log_policy(dm.cfg);
     free(db);
     sd_notify_state("READY=1");
     int rc = run(&dm);

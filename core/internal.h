@@ -189,6 +189,53 @@ herald_status hr_parse_duration(const char *s, long long *ms);
 long long hr_retry_next(const hr_retry *p, int attempts_done, long long created_ms, long long now,
                         long long hint_at, uint64_t *rng);
 
+/* ---- policy.c: the outbound destination policy ---- */
+
+/* An IPv4 or IPv6 block. IPv4-mapped IPv6 blocks and addresses
+ * (::ffff:a.b.c.d) are kept as the IPv4 ones they carry. */
+typedef struct hr_cidr {
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned prefix;        /* 0..32 or 0..128 */
+    unsigned char addr[16]; /* network order; IPv4 in the first 4 bytes */
+} hr_cidr;
+
+typedef struct hr_policy_rule {
+    hr_cidr net;
+    char *why; /* for messages: "link-local/metadata", "deny 10.0.0.0/8 at FILE:LINE" */
+} hr_policy_rule;
+
+/* An address is refused when a deny rule contains it and no allow rule does. */
+typedef struct hr_policy {
+    hr_policy_rule *deny, *allow;
+    size_t ndeny, nallow;
+} hr_policy;
+
+/* "10.0.0.0/8", "192.0.2.7" (= /32), "fd00::/8", "::1" (= /128). Bits set
+ * after the prefix are an error. On error returns HERALD_E_INVALID and
+ * explains in err. */
+herald_status hr_cidr_parse(const char *s, hr_cidr *out, char *err, size_t errlen);
+void hr_cidr_format(const hr_cidr *c, char *out, size_t outlen); /* "10.0.0.0/8" */
+/* addr: 4 bytes for AF_INET, 16 for AF_INET6 (a mapped one counts as IPv4). */
+int hr_cidr_contains(const hr_cidr *net, int family, const unsigned char *addr);
+void hr_policy_init(hr_policy *p); /* the built-in deny list, nothing allowed */
+void hr_policy_add(hr_policy *p, int allow, const hr_cidr *net, const char *why);
+void hr_policy_copy(hr_policy *dst, const hr_policy *src);
+void hr_policy_free(hr_policy *p);
+/* The deny rule that refuses the address, or NULL when it may be connected to. */
+const hr_policy_rule *hr_policy_refuses(const hr_policy *p, int family, const unsigned char *addr);
+/* The same for a socket address (anything but IPv4/IPv6 is not judged); the
+ * address as text goes into ip when given. */
+struct sockaddr;
+const hr_policy_rule *hr_policy_refuses_sockaddr(const hr_policy *p, const struct sockaddr *sa,
+                                                 size_t salen, char *ip, size_t iplen);
+const hr_policy_rule *hr_policy_refuses_text(const hr_policy *p, const char *ip);
+char *hr_policy_describe(const hr_policy *p); /* one line for the log; free() it */
+/* The process-wide policy for destinations that are not configured channels
+ * (--to URLs): hr_config_load() installs each configuration it loads. */
+void hr_policy_install(const hr_policy *p);
+void hr_policy_installed(hr_policy *out); /* a copy: the installed one, else the built-in */
+const hr_policy *hr_policy_builtin(void);  /* for exchanges made outside any channel */
+
 /* ---- config.c: the configuration file ---- */
 
 typedef struct hr_channel_conf {
@@ -201,6 +248,8 @@ typedef struct hr_channel_conf {
     hr_retry retry;   /* the global policy with this channel's overrides */
     int max_concurrent; /* attempts in flight at once */
     double max_rate;  /* attempts started per second; 0 = unlimited */
+    hr_policy policy; /* the global outbound policy plus this channel's deny/allow */
+    int own_policy;   /* the channel has deny or allow of its own */
 } hr_channel_conf;
 
 typedef struct hr_config {
@@ -213,6 +262,7 @@ typedef struct hr_config {
     hr_limits limits;
     hr_retry retry;
     long long idempotency_window_ms;
+    hr_policy outbound; /* built-in deny list plus outbound = { deny; allow; } */
     hr_channel_conf *channels;
     size_t nchannels;
     int routed; /* routes or a fallback are configured (route.h decides) */
@@ -307,6 +357,7 @@ struct herald_exchange {
     unsigned smtp_flags;
     herald_status err; /* first error while describing the step */
     char errmsg[256];
+    const hr_policy *policy; /* set by the core before each transfer; NULL: the built-in one */
 };
 
 #define HR_RESPONSE_BODY_MAX (1024 * 1024)
@@ -314,11 +365,12 @@ struct herald_exchange {
 struct herald_response {
     long code;
     herald_status transport;
-    char error[256];
+    char error[512]; /* room for a policy refusal naming the rule's file:line */
     hr_field *headers;
     size_t nheaders;
     hr_buf body;
     long long elapsed_ms;
+    int policy_refused; /* the outbound policy refused every address; error says why */
 };
 
 struct herald_result {
@@ -335,6 +387,7 @@ struct herald_channel {
     void *state;
     int created;
     herald_settings settings;
+    hr_policy policy; /* where its exchanges may connect */
 };
 
 void hr_exchange_init(herald_exchange *ex, herald_purpose p);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -147,7 +148,63 @@ typedef struct hr_xfer {
     hr_engine_cb cb;
     void *arg;
     struct hr_xfer *next, *prev; /* in the engine's running list, or next in its idle pool */
+    /* The outbound policy, judged on each address libcurl is about to connect
+     * to and on the address of a reused connection. */
+    const hr_policy *policy;
+    int nrefused, nopened, reuse_refused;
+    char refused_ip[64];
+    char refused_why[256];
 } hr_xfer;
+
+static void note_refusal(hr_xfer *x, const char *ip, const hr_policy_rule *rule)
+{
+    if (x->nrefused++ == 0) {
+        snprintf(x->refused_ip, sizeof x->refused_ip, "%s", ip);
+        snprintf(x->refused_why, sizeof x->refused_why, "%s", rule->why);
+    }
+}
+
+/* libcurl asks for a socket once it knows the address: the only point that
+ * sees what DNS really answered (rebinding included) before any packet. */
+static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    hr_xfer *x = clientp;
+    if (purpose == CURLSOCKTYPE_IPCXN) {
+        char ip[64];
+        const hr_policy_rule *rule =
+            hr_policy_refuses_sockaddr(x->policy, &a->addr, a->addrlen, ip, sizeof ip);
+        if (rule) {
+            note_refusal(x, ip, rule);
+            return CURL_SOCKET_BAD; /* libcurl tries the next address, if any */
+        }
+        x->nopened++;
+    }
+#ifdef SOCK_CLOEXEC
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+#else
+    return socket(a->family, a->socktype, a->protocol);
+#endif
+}
+
+#if LIBCURL_VERSION_NUM >= 0x075000 /* 7.80.0 */
+/* Runs before each request, on a new or a reused connection: a connection
+ * opened for a channel allowed to reach an address must not carry another
+ * channel's request there. */
+static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+    hr_xfer *x = clientp;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    const hr_policy_rule *rule = hr_policy_refuses_text(x->policy, primary_ip);
+    if (!rule)
+        return CURL_PREREQFUNC_OK;
+    note_refusal(x, primary_ip, rule);
+    x->reuse_refused = 1;
+    return CURL_PREREQFUNC_ABORT;
+}
+#endif
 
 /* Configure x->easy for ex. Returns 0, or -1 with r filled when the exchange
  * cannot run at all. */
@@ -157,6 +214,8 @@ static int xfer_setup(hr_xfer *x, const herald_exchange *ex, herald_response *r)
     x->r = r;
     x->hdrs = x->rcpts = NULL;
     x->errbuf[0] = '\0';
+    x->policy = ex->policy ? ex->policy : hr_policy_builtin();
+    x->nrefused = x->nopened = x->reuse_refused = 0;
     if (ex->err != HERALD_OK) {
         r->transport = ex->err;
         snprintf(r->error, sizeof r->error, "%s", ex->errmsg);
@@ -189,6 +248,12 @@ static int xfer_setup(hr_xfer *x, const herald_exchange *ex, herald_response *r)
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, x);
+#endif
 
     switch (ex->kind) {
     case HR_EX_HTTP:
@@ -249,9 +314,20 @@ static void xfer_finish(hr_xfer *x, CURLcode rc)
     r->elapsed_ms = hr_now_ms() - x->t0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->code);
     r->transport = map_curl(rc);
-    if (rc != CURLE_OK) {
+    if (rc != CURLE_OK && (x->reuse_refused || (x->nrefused && !x->nopened))) {
+        /* Every address was refused: permanent, and nothing was sent. */
+        r->transport = HERALD_E_REJECTED;
+        r->policy_refused = 1;
+        r->code = 0;
+        snprintf(r->error, sizeof r->error,
+                 "destination %s is refused by the outbound policy (%s); allow it with "
+                 "outbound.allow or the channel's allow if intended",
+                 x->refused_ip, x->refused_why);
+    } else if (rc != CURLE_OK) {
         char *clean = hr_redact(x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
-        snprintf(r->error, sizeof r->error, "%s", clean);
+        snprintf(r->error, sizeof r->error, "%s%s%s%s", clean,
+                 x->nrefused ? " (" : "", x->nrefused ? x->refused_ip : "",
+                 x->nrefused ? " was refused by the outbound policy)" : "");
         free(clean);
     }
     curl_slist_free_all(x->hdrs);
