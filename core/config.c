@@ -20,7 +20,7 @@
 static const char *const known_top[] = {
     "database", "plugin_path", "socket", "socket_mode", "socket_group", "channels", "routes",
     "fallback", "users", "groups", "http", "retry", "templates", "limits", "log_level",
-    "idempotency_window", "outbound", NULL,
+    "idempotency_window", "secret_key", "outbound", NULL,
 };
 
 /* Channel entry keys that belong to herald, not to the plugin. */
@@ -250,7 +250,7 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
     for (int i = 0; i < config_setting_length(root); i++) {
         config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
         if (!in_list(known_top, config_setting_name(s)))
-            FAIL_AT(s, "unknown setting '%s'; known: database, plugin_path, socket, "
+            FAIL_AT(s, "unknown setting '%s'; known: database, secret_key, plugin_path, socket, "
                     "socket_mode, socket_group, channels, limits, retry, idempotency_window, "
                     "outbound",
                     config_setting_name(s));
@@ -262,6 +262,12 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
         if (!(str = config_setting_get_string(s)))
             FAIL_AT(s, "'database' must be a string (a file path)");
         c->database = hr_strdup(str);
+    }
+    if ((s = config_setting_get_member(root, "secret_key"))) {
+        if (!(str = config_setting_get_string(s)) || !*str)
+            FAIL_AT(s, "'secret_key' must be a string (the path of the key file sealing "
+                    "secrets in the database), e.g. secret_key = \"/var/lib/herald/secret.key\"");
+        c->secret_key = hr_strdup(str);
     }
     if ((s = config_setting_get_member(root, "socket"))) {
         if (!(str = config_setting_get_string(s)))
@@ -426,6 +432,7 @@ void hr_config_free(hr_config *c)
     }
     free(c->path);
     free(c->database);
+    free(c->secret_key);
     free(c->plugin_path);
     free(c->socket);
     free(c);

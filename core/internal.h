@@ -49,9 +49,15 @@ void hr_rfc3339(long long ms, char *out, size_t outlen);
 void hr_new_id(char out[37]);
 long long hr_parse_retry_after(const char *value, long long now_ms);
 
-/* Read a whole small file; refuses group/other-readable files when
- * private_only. On error returns NULL and writes a message into err. */
+/* Read a whole small file; when private_only, refuses it unless
+ * hr_check_private() accepts it. On error returns NULL and writes a message
+ * into err. */
 char *hr_read_file(const char *path, int private_only, size_t max, char *err, size_t errlen);
+/* The rule for files holding secrets: owned by the running user or root, and
+ * no group or other permission bits. 0, or -1 with a one-line message naming
+ * the file, the problem and the fix (chmod 600 / chown). st is path's stat. */
+struct stat;
+int hr_check_private(const char *path, const struct stat *st, char *err, size_t errlen);
 
 /* ---- log.c: one printf-checked logger with levels and secret redaction ---- */
 
@@ -255,6 +261,7 @@ typedef struct hr_channel_conf {
 typedef struct hr_config {
     char *path;      /* NULL when running without a file */
     char *database;
+    char *secret_key; /* key file sealing secrets in the database; NULL: default */
     char *plugin_path;
     char *socket;
     unsigned socket_mode; /* default 0660 */

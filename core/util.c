@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -254,6 +255,45 @@ void hr_new_id(char out[37])
     out[o] = '\0';
 }
 
+/* The user name for uid into buf, or "" when it has none. */
+static const char *user_name(uid_t uid, char *buf, size_t buflen)
+{
+    struct passwd pw, *res = NULL;
+    char scratch[1024];
+    if (getpwuid_r(uid, &pw, scratch, sizeof scratch, &res) != 0 || !res || !res->pw_name)
+        return "";
+    snprintf(buf, buflen, "%s", res->pw_name);
+    return buf;
+}
+
+int hr_check_private(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+    uid_t me = geteuid();
+    /* Someone else's file could be swapped or read by them at any time; root
+     * is allowed so a packaged or provisioned secret file works for any user. */
+    if (st->st_uid != me && st->st_uid != 0) {
+        char owner[256], self[256];
+        const char *on = user_name(st->st_uid, owner, sizeof owner);
+        const char *sn = user_name(me, self, sizeof self);
+        char who[300];
+        if (*sn)
+            snprintf(who, sizeof who, "%s", sn);
+        else
+            snprintf(who, sizeof who, "%lu", (unsigned long)me);
+        snprintf(err, errlen, "%s is owned by uid %lu%s%s%s, not by the user herald runs as "
+                 "(%s%suid %lu) or root; run chown %s %s", path, (unsigned long)st->st_uid,
+                 *on ? " (" : "", on, *on ? ")" : "", sn, *sn ? ", " : "", (unsigned long)me,
+                 who, path);
+        return -1;
+    }
+    if (st->st_mode & 077) {
+        snprintf(err, errlen, "%s is readable or writable by group or others (mode %04o); run "
+                 "chmod 600 %s", path, (unsigned)(st->st_mode & 07777), path);
+        return -1;
+    }
+    return 0;
+}
+
 char *hr_read_file(const char *path, int private_only, size_t max, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -267,9 +307,7 @@ char *hr_read_file(const char *path, int private_only, size_t max, char *err, si
         close(fd);
         return NULL;
     }
-    if (private_only && (st.st_mode & 077)) {
-        snprintf(err, errlen, "%s is readable by group or others (mode %03o); run chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 0777), path);
+    if (private_only && hr_check_private(path, &st, err, errlen) != 0) {
         close(fd);
         return NULL;
     }

@@ -115,6 +115,14 @@ int main(void)
     hr_config_free(c);
     free(path);
 
+    path = write_file("key.conf", "secret_key = \"/etc/herald/secret.key\";\n", 0644);
+    c = NULL;
+    st = hr_config_load(path, &c, err, sizeof err);
+    is_str(st == HERALD_OK ? c->secret_key : err, "/etc/herald/secret.key", "secret_key setting");
+    hr_config_free(c);
+    free(path);
+    config_error("\nsecret_key = 5;\n", "2", "'secret_key' must be a string", "secret_key type");
+
     config_error("channels = ( { name = ; } );\n", "1", "syntax error",
                  "syntax error");
     config_error("\n\ncolour = \"red\";\n", "3", "unknown setting 'colour'", "unknown top level");
@@ -160,6 +168,16 @@ int main(void)
     is_str(red, "sent with *** today", "secret redacted in output");
     free(red);
     hr_settings_free(&s);
+    if (geteuid() == 0 && chown(secret, 65534, 65534) == 0) {
+        st = try_config(text, err, sizeof err, &s, NULL);
+        ok(st == HERALD_E_CONFIG, "secret file owned by another user refused");
+        like(err, "is owned by uid 65534", "message names the owner");
+        like(err, "run chown root", "message says how to fix the owner");
+        hr_settings_free(&s);
+    } else {
+        for (int i = 0; i < 3; i++)
+            printf("ok %d # skip needs root to give a file away\n", ++tap_n);
+    }
     free(text);
     free(secret);
 
