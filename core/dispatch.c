@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "webhooks.h"
 
 /* Ad-hoc --to URL deliveries carry their URL as the address of this channel
  * name, which no configured channel can have (':' is not allowed in names). */
@@ -44,6 +45,7 @@ typedef struct chan_rt {
     long long refill_ms;
     int inflight;
     int disabled;
+    int reopen; /* a webhook subscription changed: reopen when idle */
     /* Outcomes recorded in the current batch, counted in the store once. */
     int batch_reset, batch_failures, batch_seen;
     char last_failure[512];
@@ -202,7 +204,7 @@ static chan_rt *chan_get(hr_dispatcher *d, const hr_claim *c)
     int adhoc = strcmp(c->channel, ADHOC_CHANNEL) == 0;
     const char *key = adhoc ? (c->address ? c->address : "") : c->channel;
     chan_rt *rt = chan_find(d, key);
-    if (rt)
+    if (rt && !rt->reopen)
         return rt;
     char err[1024];
     if (adhoc) {
@@ -216,15 +218,44 @@ static chan_rt *chan_get(hr_dispatcher *d, const hr_claim *c)
 
 /* A configured channel's runtime, opened on first use; a name that is not
  * configured gets one whose every attempt fails with the reason. */
+/* A webhook subscription's channel, from the store; its own max_attempts. */
+static void webhook_open(hr_dispatcher *d, chan_rt *rt)
+{
+    char err[1024];
+    int max_attempts = 0;
+    hr_channel_close(rt->ch);
+    rt->ch = NULL;
+    free(rt->open_error);
+    rt->open_error = NULL;
+    if (hr_webhook_channel(d->store, d->cfg, d->loader, rt->name, &rt->ch, &max_attempts, err,
+                           sizeof err) != HERALD_OK)
+        rt->open_error = hr_strdup(err);
+    rt->retry = d->cfg->retry;
+    if (max_attempts > 0)
+        rt->retry.max_attempts = max_attempts;
+    rt->reopen = 0;
+}
+
+void hr_dispatcher_webhooks_changed(hr_dispatcher *d)
+{
+    for (chan_rt *rt = d->chans; rt; rt = rt->next)
+        if (hr_webhook_is_id(rt->name))
+            rt->reopen = 1;
+}
+
 static chan_rt *chan_named(hr_dispatcher *d, const char *key)
 {
     chan_rt *rt = chan_find(d, key);
+    if (rt && rt->reopen && rt->inflight == 0 && !rt->bl_head)
+        webhook_open(d, rt);
     if (rt)
         return rt;
     char err[1024];
     hr_channel_conf *cc = hr_config_channel(d->cfg, key);
     rt = chan_new(d, key, cc);
-    if (!cc)
+    if (!cc && hr_webhook_is_id(key))
+        webhook_open(d, rt);
+    else if (!cc)
         rt->open_error = hr_asprintf("channel '%s' is not in the configuration; restore it and "
                                      "run herald retry", key);
     else if (hr_channel_open(d->loader, cc, &rt->ch, err, sizeof err) != HERALD_OK)
@@ -659,7 +690,8 @@ int hr_dispatcher_reserve(hr_dispatcher *d, const char *channel, long long now,
                           long long *lease_until)
 {
     if (d->draining || d->only_event || d->inflight >= d->max_inflight ||
-        strcmp(channel, ADHOC_CHANNEL) == 0 || !hr_config_channel(d->cfg, channel))
+        strcmp(channel, ADHOC_CHANNEL) == 0 ||
+        (!hr_config_channel(d->cfg, channel) && !hr_webhook_is_id(channel)))
         return 0;
     chan_rt *rt = chan_named(d, channel);
     if (rt->open_error || rt->disabled || rt->inflight >= rt->max_concurrent ||

@@ -22,6 +22,8 @@ void hr_dispatcher_on_attempt(hr_dispatcher *d, hr_attempt_cb cb, void *arg);
  * (a channel name, or the URL of an ad-hoc channel). */
 void hr_dispatcher_adopt(hr_dispatcher *d, const char *key, herald_channel *ch);
 void hr_dispatcher_set_lease(hr_dispatcher *d, long long lease_ms);
+/* Webhook subscriptions changed in the store: reopen their channels when idle. */
+void hr_dispatcher_webhooks_changed(hr_dispatcher *d);
 /* Claim what is due and start it, wait up to timeout_ms for transfers or the
  * extra fds, record what finished. Returns the number of attempts in flight. */
 int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds);

@@ -472,6 +472,8 @@ static void refresh_directory(daemon_t *dm, int force)
     }
     hr_routing_free(dm->routing);
     dm->routing = r;
+    if (dm->d)
+        hr_dispatcher_webhooks_changed(dm->d);
     if (!force)
         hr_log(HERALD_LOG_INFO, "users and preferences reloaded (directory version %lld)", v);
     dm->dir_version = v;

@@ -12,6 +12,7 @@
 
 #include "route.h"
 #include "store.h"
+#include "webhooks.h"
 
 #define MAX_NAME 64
 
@@ -1370,6 +1371,8 @@ herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader 
         st = hr_directory_merge_store(r->dir, s, err, errlen);
     if (st == HERALD_OK)
         st = hr_router_build(&r->router, cfg, l, r->dir, err, errlen);
+    if (st == HERALD_OK && s)
+        st = hr_subs_load(s, &r->subs, err, errlen);
     if (st != HERALD_OK) {
         hr_routing_free(r);
         return st;
@@ -1384,5 +1387,6 @@ void hr_routing_free(hr_routing *r)
         return;
     hr_router_free(r->router);
     hr_directory_free(r->dir);
+    hr_subs_free(r->subs);
     free(r);
 }

@@ -196,6 +196,7 @@ void hr_route_event(const hr_router *r, const hr_directory *dir, const herald_ev
 typedef struct hr_routing {
     hr_router *router;
     hr_directory *dir;
+    struct hr_subs *subs; /* webhook subscriptions (webhooks.h); NULL without a store */
 } hr_routing;
 
 /* Users and groups from the config, then the run-time ones of the store s

@@ -130,6 +130,24 @@ static const char *const migrations[] = {
      * and rebuilds its routing when it moves. */
     "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta VALUES ('directory_version', 0);",
+    /* 3 -> 4: webhook subscriptions. What can carry a credential (the URL,
+     * the signing secrets, the headers) is one sealed JSON text (AES-256-GCM
+     * under the key file, bound to the subscription's id); the rest is plain
+     * for listing. Their deliveries use the id as the channel name, so the
+     * channel machinery (claims, retries, disabling, the log) serves them. */
+    "CREATE TABLE webhooks ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  url_shown TEXT NOT NULL,"          /* scheme://host[:port]/..., for listing */
+    "  events TEXT NOT NULL,"             /* comma-separated globs */
+    "  sealed TEXT NOT NULL,"
+    "  signature TEXT NOT NULL,"
+    "  timeout_ms INTEGER NOT NULL,"
+    "  max_attempts INTEGER,"
+    "  payload_max INTEGER NOT NULL,"
+    "  body_template TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -359,6 +377,11 @@ static herald_status db_fail(hr_store *s, const char *doing)
     int rc = sqlite3_errcode(s->db);
     return fail(s, rc == SQLITE_NOMEM ? HERALD_E_NOMEM : HERALD_E_IO, "%s: cannot %s: %s",
                 s->path, doing, sqlite3_errmsg(s->db));
+}
+
+const char *hr_store_path(const hr_store *s)
+{
+    return s->path;
 }
 
 const char *hr_store_error(const hr_store *s)
@@ -1993,4 +2016,157 @@ herald_status hr_store_directory_each(hr_store *s, hr_dir_row_fn fn, void *ctx)
             return db_fail(s, "read users and preferences");
     }
     return HERALD_OK;
+}
+
+/* ---- webhook subscriptions ---- */
+
+void hr_webhook_row_clear(hr_webhook_row *w)
+{
+    free(w->name);
+    free(w->url_shown);
+    free(w->events);
+    free(w->sealed);
+    free(w->signature);
+    free(w->body_template);
+    memset(w, 0, sizeof *w);
+}
+
+void hr_webhook_rows_free(hr_webhook_row *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        hr_webhook_row_clear(&v[i]);
+    free(v);
+}
+
+herald_status hr_store_webhook_put(hr_store *s, const hr_webhook_row *w, int create)
+{
+    herald_status st = write_begin(s, "store the webhook");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = NULL;
+    const char *sql = create
+        ? "INSERT INTO webhooks (id, name, url_shown, events, sealed, signature, timeout_ms, "
+          "max_attempts, payload_max, body_template, created_ms, updated_ms) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
+        : "UPDATE webhooks SET name = ?2, url_shown = ?3, events = ?4, sealed = ?5, "
+          "signature = ?6, timeout_ms = ?7, max_attempts = ?8, payload_max = ?9, "
+          "body_template = ?10, updated_ms = ?11 WHERE id = ?1";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, "store the webhook");
+    } else {
+        bind_text(s, q, 1, w->id);
+        bind_text(s, q, 2, w->name);
+        bind_text(s, q, 3, w->url_shown);
+        bind_text(s, q, 4, w->events);
+        bind_text(s, q, 5, w->sealed);
+        bind_text(s, q, 6, w->signature);
+        bind_int(s, q, 7, w->timeout_ms);
+        if (w->max_attempts > 0)
+            bind_int(s, q, 8, w->max_attempts);
+        bind_int(s, q, 9, w->payload_max);
+        bind_text(s, q, 10, w->body_template);
+        bind_int(s, q, 11, hr_now_ms());
+        int rc = step(s, q);
+        if (rc == SQLITE_CONSTRAINT)
+            st = fail(s, HERALD_E_INVALID, "a webhook named '%s' exists already; pick another "
+                      "name or update it", w->name);
+        else if (rc != SQLITE_DONE)
+            st = db_fail(s, "store the webhook");
+        else if (!create && sqlite3_changes(s->db) == 0)
+            st = fail(s, HERALD_E_NOT_FOUND, "no webhook %s", w->id);
+    }
+    sqlite3_finalize(q);
+    if (st == HERALD_OK)
+        st = bump_directory(s);
+    return write_end(s, st, "store the webhook");
+}
+
+herald_status hr_store_webhook_remove(hr_store *s, const char *id)
+{
+    herald_status st = write_begin(s, "remove the webhook");
+    if (st != HERALD_OK)
+        return st;
+    int n = run_text(s, "DELETE FROM webhooks WHERE id = ?1", "remove the webhook", id, NULL, NULL,
+                     NULL, 0);
+    st = n < 0 ? HERALD_E_IO
+         : n == 0 ? fail(s, HERALD_E_NOT_FOUND, "no webhook %s; herald webhook list lists them", id)
+                  : bump_directory(s);
+    return write_end(s, st, "remove the webhook");
+}
+
+/* id or name NULL: every webhook; else the one with that id or name. */
+herald_status hr_store_webhooks(hr_store *s, const char *id_or_name, hr_webhook_row **out,
+                                size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = NULL;
+    const char *sql = "SELECT id, name, url_shown, events, sealed, signature, timeout_ms, "
+                      "max_attempts, payload_max, body_template, created_ms, updated_ms "
+                      "FROM webhooks WHERE ?1 IS NULL OR id = ?1 OR name = ?1 ORDER BY created_ms";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "read the webhooks");
+    bind_text(s, q, 1, id_or_name);
+    int rc;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = hr_realloc(*out, cap * sizeof **out);
+        }
+        hr_webhook_row *w = &(*out)[(*n)++];
+        memset(w, 0, sizeof *w);
+        snprintf(w->id, sizeof w->id, "%s", (const char *)sqlite3_column_text(q, 0));
+        w->name = col_dup(q, 1);
+        w->url_shown = col_dup(q, 2);
+        w->events = col_dup(q, 3);
+        w->sealed = col_dup(q, 4);
+        w->signature = col_dup(q, 5);
+        w->timeout_ms = sqlite3_column_int64(q, 6);
+        w->max_attempts = sqlite3_column_int(q, 7);
+        w->payload_max = sqlite3_column_int64(q, 8);
+        w->body_template = col_dup(q, 9);
+        w->created_ms = sqlite3_column_int64(q, 10);
+        w->updated_ms = sqlite3_column_int64(q, 11);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        hr_webhook_rows_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return db_fail(s, "read the webhooks");
+    }
+    return HERALD_OK;
+}
+
+herald_status hr_store_webhook_counters(hr_store *s, const char *id, hr_webhook_counters *c)
+{
+    memset(c, 0, sizeof *c);
+    sqlite3_stmt *q = NULL;
+    const char *sql =
+        "SELECT count(*), coalesce(sum(state = 2), 0), coalesce(sum(state IN (3, 4)), 0), "
+        "max(CASE WHEN state = 2 THEN updated_ms END), "
+        "max(CASE WHEN state IN (3, 4) OR (state = 0 AND attempts > 0) THEN updated_ms END), "
+        "(SELECT consecutive_failures FROM channel_state WHERE channel = ?1), "
+        "(SELECT disabled FROM channel_state WHERE channel = ?1), "
+        "(SELECT reason FROM channel_state WHERE channel = ?1) "
+        "FROM deliveries WHERE channel = ?1";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "count the webhook's deliveries");
+    bind_text(s, q, 1, id);
+    herald_status st = HERALD_OK;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        c->total = sqlite3_column_int64(q, 0);
+        c->succeeded = sqlite3_column_int64(q, 1);
+        c->failed = sqlite3_column_int64(q, 2);
+        c->last_success_ms = sqlite3_column_int64(q, 3);
+        c->last_failure_ms = sqlite3_column_int64(q, 4);
+        c->consecutive_failures = sqlite3_column_int(q, 5);
+        c->disabled = sqlite3_column_int(q, 6);
+        c->disabled_reason = col_dup(q, 7);
+    } else {
+        st = db_fail(s, "count the webhook's deliveries");
+    }
+    sqlite3_finalize(q);
+    return st;
 }

@@ -39,6 +39,8 @@ int hr_dstate_parse(const char *name, hr_dstate *out);
 herald_status hr_store_open(const char *path, hr_store **out, char *err, size_t errlen);
 void hr_store_close(hr_store *s);
 const char *hr_store_error(const hr_store *s);
+/* The database file the store was opened on. */
+const char *hr_store_path(const hr_store *s);
 
 /* WAL checkpoints: by default the connection that commits runs them when the
  * WAL passes 1,000 pages; a busy writer can turn that off (pages = 0) and have
@@ -105,6 +107,30 @@ long long hr_store_directory_version(hr_store *s);
 typedef void (*hr_dir_row_fn)(void *ctx, const char *what, const char *a, const char *b,
                               const char *c, const char *d);
 herald_status hr_store_directory_each(hr_store *s, hr_dir_row_fn fn, void *ctx);
+
+/* Webhook subscriptions (see webhooks.h): the stored row. */
+typedef struct hr_webhook_row {
+    char id[40];
+    char *name, *url_shown, *events, *sealed, *signature, *body_template;
+    long long timeout_ms, payload_max, created_ms, updated_ms;
+    int max_attempts; /* 0: the global retry policy's */
+} hr_webhook_row;
+
+typedef struct hr_webhook_counters {
+    long long total, succeeded, failed, last_success_ms, last_failure_ms;
+    int consecutive_failures, disabled;
+    char *disabled_reason; /* free() it */
+} hr_webhook_counters;
+
+herald_status hr_store_webhook_put(hr_store *s, const hr_webhook_row *w, int create);
+herald_status hr_store_webhook_remove(hr_store *s, const char *id);
+/* id_or_name NULL: all, oldest first. */
+herald_status hr_store_webhooks(hr_store *s, const char *id_or_name, hr_webhook_row **out,
+                                size_t *n);
+void hr_webhook_row_clear(hr_webhook_row *w);
+void hr_webhook_rows_free(hr_webhook_row *v, size_t n);
+/* Deliveries by outcome, from the log; disabled state from the channel state. */
+herald_status hr_store_webhook_counters(hr_store *s, const char *id, hr_webhook_counters *c);
 
 /* Load an event; NULL when absent. Free with hr_event_free(). */
 herald_event *hr_store_event(hr_store *s, const char *id);

@@ -6,6 +6,38 @@
 
 #include "dispatch.h"
 #include "submit.h"
+#include "webhooks.h"
+
+/* The webhook subscriptions ev goes to; -1 with err when it is too large for one. */
+static long match_subs(const hr_routing *rt, herald_event *ev, const hr_sub ***out, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    if (!rt || ev->user)
+        return 0;
+    return hr_subs_for_event(rt->subs, ev, out, err, errlen);
+}
+
+static void add_subs(hr_delivery_new **dn, size_t *n, const hr_sub **subs, long nsubs,
+                     const herald_event *ev)
+{
+    *dn = hr_realloc(*dn, (*n + (size_t)nsubs + 1) * sizeof **dn);
+    for (long i = 0; i < nsubs; i++) {
+        hr_delivery_new *y = &(*dn)[(*n)++];
+        memset(y, 0, sizeof *y);
+        y->channel = subs[i]->id;
+        y->state = HR_D_PENDING;
+        y->next_at = ev->created_ms;
+    }
+}
+
+static int is_sub(const hr_routing *rt, const char *name)
+{
+    for (size_t i = 0; rt && rt->subs && i < rt->subs->n; i++)
+        if (strcmp(rt->subs->v[i].id, name) == 0)
+            return 1;
+    return 0;
+}
 
 static int seen_cb(void *ctx, const char *route, const char *key, long long window_ms,
                    long long now)
@@ -54,24 +86,41 @@ herald_status hr_submit(hr_config *cfg, hr_loader *l, const hr_routing *rt, hr_s
     herald_status st = hr_event_validate(ev, &cfg->limits, err, errlen);
     if (st != HERALD_OK)
         return st;
-    if (nto == 0 && rt && rt->router->configured) {
+    const hr_sub **subs = NULL;
+    long nsubs = 0;
+    if (nto == 0) {
         hr_event_stamp(ev);
+        if ((nsubs = match_subs(rt, ev, &subs, err, errlen)) < 0)
+            return HERALD_E_TOO_LARGE;
+    }
+    if (nto == 0 && rt && rt->router->configured) {
         size_t n = 0;
         char *trail = NULL;
         hr_delivery_new *dn = route_deliveries(rt, s, ev, &n, &trail);
+        add_subs(&dn, &n, subs, nsubs, ev);
+        free(subs);
         st = hr_submit_deliveries(cfg, s, d, ev, dn, n, trail, duplicate, err, errlen);
         free(trail);
         free(dn);
         return st;
     }
     size_t n = nto ? nto : cfg->nchannels;
+    if (n == 0 && nsubs > 0) {
+        hr_delivery_new *dn = NULL;
+        add_subs(&dn, &n, subs, nsubs, ev);
+        free(subs);
+        st = hr_submit_deliveries(cfg, s, d, ev, dn, n, NULL, duplicate, err, errlen);
+        free(dn);
+        return st;
+    }
     if (n == 0) {
         snprintf(err, errlen, "no channel to send to: the configuration defines none; add one or "
                  "name a channel URL");
         return HERALD_E_NOT_FOUND;
     }
     hr_delivery_new *dn = hr_calloc(n, sizeof *dn);
-    hr_event_stamp(ev);
+    if (nto)
+        hr_event_stamp(ev);
     for (size_t i = 0; i < n; i++) {
         dn[i].next_at = ev->created_ms;
         dn[i].state = HR_D_PENDING;
@@ -101,6 +150,8 @@ herald_status hr_submit(hr_config *cfg, hr_loader *l, const hr_routing *rt, hr_s
             }
             dn[i].channel = HR_ADHOC_CHANNEL;
             dn[i].address = to[i];
+        } else if (is_sub(rt, to[i])) {
+            dn[i].channel = to[i];
         } else if (!hr_config_channel(cfg, to[i])) {
             snprintf(err, errlen, "no channel '%s' in the configuration", to[i]);
             free(dn);
@@ -109,6 +160,9 @@ herald_status hr_submit(hr_config *cfg, hr_loader *l, const hr_routing *rt, hr_s
             dn[i].channel = to[i];
         }
     }
+    if (!nto)
+        add_subs(&dn, &n, subs, nsubs, ev);
+    free(subs);
     st = hr_submit_deliveries(cfg, s, d, ev, dn, n, NULL, duplicate, err, errlen);
     free(dn);
     return st;
