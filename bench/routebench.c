@@ -404,6 +404,19 @@ static int mem_take(void *ctx, const char *route, int n, long long period, long 
 
 /* ---- measuring ---- */
 
+/* The 1-minute load average, to tell a busy machine's figures apart; -1: unknown. */
+static double loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -625,6 +638,7 @@ int main(int argc, char **argv)
      * config, state off and on, so that drift on a shared machine hits them alike. */
     memstate m = {calloc(MEM_SLOTS, sizeof(mem_slot)), 0};
     hr_route_state state = {&m, mem_seen, mem_take};
+    double load0 = loadavg(), tm0 = now_ns();
     for (int rep = -1; rep < reps && !dumping; rep++) {
         double t0 = now_ns(), us, p99;
         for (size_t p = 0; p < npts; p++) {
@@ -649,6 +663,7 @@ int main(int argc, char **argv)
                 (now_ns() - t0) / 1e9);
     }
     free(m.slots);
+    double load1 = loadavg(), tm = (now_ns() - tm0) / 1e9;
     for (size_t p = 0; p < npts && !dumping; p++) {
         summarize(&res[p].off, reps);
         summarize(&res[p].on, reps);
@@ -704,7 +719,9 @@ int main(int argc, char **argv)
     for (size_t p = 0; p < npts; p++)
         printf("%s %s s at %u x %s", p ? "," : "", F(res[p].load_s), res[p].routes,
                F(res[p].users));
-    printf(".\n\n");
+    printf(". Measuring took %.0f s; the 1-minute load average was %.2f before and %.2f "
+           "after (%ld CPUs).\n\n",
+           tm, load0, load1, sysconf(_SC_NPROCESSORS_ONLN));
     free(res);
     free(lat);
     return 0;
