@@ -40,6 +40,7 @@ int cli_user(cli_ctx *c, int argc, char **argv);
 int cli_prefs(cli_ctx *c, int argc, char **argv);
 int cli_group(cli_ctx *c, int argc, char **argv);
 int cli_webhook(cli_ctx *c, int argc, char **argv);
+int cli_token(cli_ctx *c, int argc, char **argv);
 /* herald send, for commands that deliver through it (webhook test). */
 int cli_send(cli_ctx *c, int argc, char **argv);
 /* herald_verify.c: check a received webhook's signature (exit 0 valid, 1 invalid). */

@@ -178,6 +178,7 @@ void hr_event_clear(herald_event *ev)
     free(ev->source);
     free(ev->user);
     free(ev->idempotency_key);
+    free(ev->tenant);
     free(ev->data);
     for (size_t i = 0; i < ev->nfields; i++) {
         free(ev->fields[i].name);

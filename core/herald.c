@@ -64,6 +64,7 @@ static const char main_usage[] =
     "  group add|remove|list           groups routes can name as @GROUP\n"
     "  webhook add|list|show|update|enable|disable|remove|deliveries|redeliver|test|\n"
     "          rotate-secret    webhook subscriptions with signed deliveries\n"
+    "  token create|list|revoke        bearer tokens for heraldd's HTTP API\n"
     "  verify ... < BODY               check a received webhook's signature\n"
     "\n"
     "Options:\n"
@@ -1392,6 +1393,8 @@ int main(int argc, char **argv)
         rc = cli_group(&c, argc, argv);
     else if (!strcmp(cmd, "webhook"))
         rc = cli_webhook(&c, argc, argv);
+    else if (!strcmp(cmd, "token"))
+        rc = cli_token(&c, argc, argv);
     else if (!strcmp(cmd, "verify"))
         rc = cli_verify(&c, argc, argv);
     else if (!strcmp(cmd, "help")) {
@@ -1399,7 +1402,8 @@ int main(int argc, char **argv)
         rc = 0;
     } else
         cli_die("unknown command '%s'; commands are send, test, check, plugins, log, show, "
-                "retry, queue, stats, channel, route, explain, user, prefs, group, verify, webhook", cmd);
+                "retry, queue, stats, channel, route, explain, user, prefs, group, verify, webhook, "
+                "token", cmd);
     hr_secrets_clear();
     return rc;
 #endif

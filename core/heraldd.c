@@ -20,6 +20,7 @@
 #include "dispatch.h"
 #include "internal.h"
 #include "store.h"
+#include "http_api.h"
 #include "submit.h"
 
 #define MAX_CLIENTS 256
@@ -121,6 +122,9 @@ typedef struct daemon {
     hr_config *old_cfg;
     hr_loader *old_loader;
     hr_routing *routing;
+    hr_api *api;
+    int tx;       /* the round's transaction is open */
+    int draining; /* stopping: /readyz says no */
     long long dir_version;    /* the store's directory version routing was built from */
     long long dir_checked_ms; /* when it was last compared */
     int lfd;
@@ -479,6 +483,19 @@ static void refresh_directory(daemon_t *dm, int force)
     dm->dir_version = v;
 }
 
+static int api_begin(void *ctx)
+{
+    daemon_t *dm = ctx;
+    if (!dm->tx)
+        dm->tx = hr_store_begin_batch(dm->store) == HERALD_OK;
+    return dm->tx;
+}
+
+static json_t *api_status(void *ctx, const char *id, int *final)
+{
+    return event_status(ctx, id, final);
+}
+
 static void reload(daemon_t *dm)
 {
     sd_notify_state("RELOADING=1");
@@ -532,11 +549,14 @@ static void accept_clients(daemon_t *dm)
     }
 }
 
+/* Marks the HTTP API's descriptor among the polled ones. */
+static client api_owner;
+
 static int run(daemon_t *dm)
 {
     long long drain_deadline = 0;
-    struct pollfd *fds = hr_calloc(MAX_CLIENTS + 1, sizeof *fds);
-    client **owners = hr_calloc(MAX_CLIENTS + 1, sizeof *owners);
+    struct pollfd *fds = hr_calloc(MAX_CLIENTS + 2, sizeof *fds);
+    client **owners = hr_calloc(MAX_CLIENTS + 2, sizeof *owners);
     for (;;) {
         if (got_hup) {
             got_hup = 0;
@@ -551,6 +571,7 @@ static int run(daemon_t *dm)
             dm->lfd = -1;
             unlink(dm->sock_path);
             hr_dispatcher_drain(dm->d);
+            dm->draining = 1;
             drain_deadline = hr_now_ms() + DRAIN_MS;
         }
         if (drain_deadline && (hr_dispatcher_inflight(dm->d) == 0 || hr_now_ms() >= drain_deadline))
@@ -561,15 +582,23 @@ static int run(daemon_t *dm)
             fds[n].events = POLLIN;
             owners[n++] = NULL;
         }
-        for (client *c = dm->clients; c && n <= MAX_CLIENTS; c = c->next) {
+        for (client *c = dm->clients; c && n < MAX_CLIENTS; c = c->next) {
             fds[n].fd = c->fd;
             fds[n].events = (short)(POLLIN | (c->out.len ? POLLOUT : 0));
             owners[n++] = c;
+        }
+        if (dm->api) {
+            fds[n].fd = hr_api_fd(dm->api);
+            fds[n].events = POLLIN;
+            owners[n++] = &api_owner;
         }
         int waiting = 0;
         for (client *c = dm->clients; c; c = c->next)
             waiting |= c->wait_id[0] != 0;
         int timeout = hr_dispatcher_inflight(dm->d) || waiting ? WAIT_CHECK_MS : IDLE_POLL_MS;
+        long long api_timeout = dm->api ? hr_api_timeout(dm->api) : -1;
+        if (api_timeout >= 0 && api_timeout < timeout)
+            timeout = (int)api_timeout;
         hr_dispatcher_step(dm->d, timeout, fds, n);
         if (dm->old) {
             hr_dispatcher_step(dm->old, 0, NULL, 0);
@@ -582,27 +611,30 @@ static int run(daemon_t *dm)
         }
         /* Every request that arrived in this round shares one transaction,
          * and no submitter hears "ok" before it is committed. */
-        int tx = 0;
+        dm->tx = 0;
         for (client *c = dm->clients; c; c = c->next) {
             c->round_start = c->out.len;
             c->round_n = 0;
         }
         for (unsigned i = 0; i < n; i++) {
-            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)) || owners[i] == &api_owner)
                 continue;
             if (!owners[i]) {
                 accept_clients(dm);
                 continue;
             }
-            if (!tx)
-                tx = hr_store_begin_batch(dm->store) == HERALD_OK;
+            api_begin(dm);
             if (!client_read(dm, owners[i])) {
                 client_close(dm, owners[i]);
                 owners[i] = NULL;
             }
         }
-        int committed = !tx || hr_store_commit(dm->store) == HERALD_OK;
+        if (dm->api)
+            hr_api_run(dm->api); /* its submissions join the round's transaction */
+        int committed = !dm->tx || hr_store_commit(dm->store) == HERALD_OK;
+        dm->tx = 0;
         hr_dispatcher_commit_offers(dm->d, committed);
+        hr_api_after_commit(dm->api, committed);
         if (!committed) {
             char msg[700];
             snprintf(msg, sizeof msg, "cannot commit submissions: %s; nothing was stored, "
@@ -649,6 +681,7 @@ int main(int argc, char **argv)
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
+        {"api-routes", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -661,6 +694,7 @@ int main(int argc, char **argv)
         case 'f': foreground = 1; break;
         case 'v': level++; break;
         case 'V': printf("heraldd %s\n", HERALD_VERSION); return 0;
+        case 'R': hr_api_print_routes(stdout); return 0;
         case 'h': fputs(usage, stdout); return 0;
         default:
             fprintf(stderr, "heraldd: unknown option '%s'; see heraldd --help\n", argv[optind - 1]);
@@ -712,6 +746,14 @@ int main(int argc, char **argv)
     checkpointer ckpt = {0}; /* threads start after daemon(): a fork keeps none */
     int ckpt_on = checkpointer_start(&ckpt, db, dm.store);
     refresh_directory(&dm, 1); /* with the store's run-time users now */
+    hr_api_env env = {.cfg = &dm.cfg, .loader = &dm.loader, .routing = &dm.routing, .d = &dm.d,
+                      .store = dm.store, .begin = api_begin, .status = api_status,
+                      .draining = &dm.draining, .ctx = &dm};
+    dm.api = hr_api_start(dm.cfg, &env, err, sizeof err);
+    if (!dm.api && err[0]) {
+        hr_log(HERALD_LOG_ERROR, "%s", err);
+        return 2;
+    }
     dm.d = hr_dispatcher_new(dm.cfg, dm.loader, dm.store);
     hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s",
            HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path);
@@ -720,6 +762,7 @@ int main(int argc, char **argv)
     sd_notify_state("READY=1");
     int rc = run(&dm);
 
+    hr_api_stop(dm.api);
     hr_dispatcher_free(dm.d); /* returns unfinished claims to pending */
     if (dm.old) {
         hr_dispatcher_free(dm.old);

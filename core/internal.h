@@ -105,6 +105,7 @@ struct herald_event {
     char *type;
     herald_severity severity;
     char *title, *body, *source, *user, *idempotency_key;
+    char *tenant; /* NULL: the default tenant (the CLI's and the config's) */
     char *data; /* JSON text or NULL */
     hr_field *fields;
     size_t nfields;

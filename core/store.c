@@ -148,6 +148,18 @@ static const char *const migrations[] = {
     "  body_template TEXT,"
     "  created_ms INTEGER NOT NULL,"
     "  updated_ms INTEGER NOT NULL);",
+    /* 4 -> 5: the HTTP API. Every event belongs to a tenant (the CLI's and
+     * the config's are "default"); tokens are stored as SHA-256 hashes of
+     * their secret part, with scopes and the one tenant they may see. */
+    "ALTER TABLE events ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';"
+    "CREATE TABLE tokens ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  hash TEXT NOT NULL,"
+    "  scopes TEXT NOT NULL,"
+    "  tenant TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  revoked_ms INTEGER);",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -219,13 +231,14 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_IDEMPOTENT] = "SELECT id FROM events WHERE idempotency_key = ?1 AND created_ms >= ?2 "
                      "ORDER BY created_ms DESC LIMIT 1",
     [Q_INSERT_EVENT] = "INSERT INTO events (id, type, severity, title, body, source, user, "
-                       "idempotency_key, data, fields, created_ms) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                       "idempotency_key, data, fields, created_ms, tenant) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                       "coalesce(?12, 'default'))",
     [Q_INSERT_DELIVERY] = "INSERT INTO deliveries (event_id, channel, recipient, address, state, "
                           "next_at, created_ms, updated_ms, lease_until, lease_owner) "
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
     [Q_EVENT] = "SELECT id, type, severity, title, body, source, user, idempotency_key, data, "
-                "fields, created_ms FROM events WHERE id = ?1",
+                "fields, created_ms, tenant FROM events WHERE id = ?1",
     /* One statement, so a claim is atomic between processes even outside a
      * transaction. Keep the inner SELECT in step with test_store.c, which
      * checks its query plan uses deliveries_due. */
@@ -799,6 +812,7 @@ static herald_status insert_event(hr_store *s, const herald_event *ev, const cha
     bind_text(s, q, 9, ev->data);
     bind_text(s, q, 10, fields);
     bind_int(s, q, 11, ev->created_ms);
+    bind_text(s, q, 12, ev->tenant);
     herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, "store the event");
     done(q);
     return st;
@@ -959,6 +973,7 @@ herald_event *hr_store_event(hr_store *s, const char *id)
     ev->idempotency_key = col_dup(q, 7);
     ev->data = col_dup(q, 8);
     ev->created_ms = sqlite3_column_int64(q, 10);
+    ev->tenant = col_dup(q, 11);
     hr_rfc3339(ev->created_ms, ev->timestamp, sizeof ev->timestamp);
     herald_status st = parse_fields(s, (const char *)sqlite3_column_text(q, 9), ev);
     done(q);
@@ -1527,6 +1542,10 @@ herald_status hr_store_log(hr_store *s, const hr_log_filter *f, hr_delivery_row 
         hr_buf_adds(&sql, " AND d.created_ms >= :since");
     if (f->event_id)
         hr_buf_adds(&sql, " AND d.event_id = :event");
+    if (f->tenant)
+        hr_buf_adds(&sql, " AND e.tenant = :tenant");
+    if (f->before_id > 0)
+        hr_buf_adds(&sql, " AND d.id < :before");
     hr_buf_adds(&sql, " ORDER BY d.id DESC LIMIT :limit");
     sqlite3_stmt *q;
     int rc = sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL);
@@ -1540,6 +1559,8 @@ herald_status hr_store_log(hr_store *s, const hr_log_filter *f, hr_delivery_row 
     bind_named_int(s, q, ":state", f->state);
     bind_named_int(s, q, ":since", f->since_ms);
     bind_named_text(s, q, ":event", f->event_id);
+    bind_named_text(s, q, ":tenant", f->tenant);
+    bind_named_int(s, q, ":before", f->before_id);
     bind_named_int(s, q, ":limit", f->limit ? (long long)f->limit : LOG_DEFAULT_LIMIT);
     hr_delivery_row *r = NULL;
     size_t len = 0, cap = 0;
@@ -2169,4 +2190,99 @@ herald_status hr_store_webhook_counters(hr_store *s, const char *id, hr_webhook_
     }
     sqlite3_finalize(q);
     return st;
+}
+
+/* ---- API tokens ---- */
+
+herald_status hr_store_token_add(hr_store *s, const hr_token_row *t)
+{
+    herald_status st = write_begin(s, "store the token");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO tokens (id, name, hash, scopes, tenant, created_ms) "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, "store the token");
+    } else {
+        bind_text(s, q, 1, t->id);
+        bind_text(s, q, 2, t->name);
+        bind_text(s, q, 3, t->hash);
+        bind_text(s, q, 4, t->scopes);
+        bind_text(s, q, 5, t->tenant);
+        bind_int(s, q, 6, hr_now_ms());
+        if (step(s, q) != SQLITE_DONE)
+            st = db_fail(s, "store the token");
+    }
+    sqlite3_finalize(q);
+    if (st == HERALD_OK)
+        st = bump_directory(s);
+    return write_end(s, st, "store the token");
+}
+
+herald_status hr_store_token_revoke(hr_store *s, const char *id_or_name, int *found)
+{
+    herald_status st = write_begin(s, "revoke the token");
+    if (st != HERALD_OK)
+        return st;
+    int n = run_text(s, "UPDATE tokens SET revoked_ms = ?5 WHERE (id = ?1 OR name = ?1) "
+                        "AND revoked_ms IS NULL", "revoke the token", id_or_name, NULL, NULL, NULL,
+                     hr_now_ms());
+    *found = n > 0;
+    st = n < 0 ? HERALD_E_IO : bump_directory(s);
+    return write_end(s, st, "revoke the token");
+}
+
+herald_status hr_store_tokens(hr_store *s, hr_token_row **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, name, hash, scopes, tenant, created_ms, "
+                                  "coalesce(revoked_ms, 0) FROM tokens ORDER BY created_ms",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "read the tokens");
+    int rc;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = hr_realloc(*out, cap * sizeof **out);
+        }
+        hr_token_row *t = &(*out)[(*n)++];
+        memset(t, 0, sizeof *t);
+        snprintf(t->id, sizeof t->id, "%s", (const char *)sqlite3_column_text(q, 0));
+        t->name = col_dup(q, 1);
+        t->hash = col_dup(q, 2);
+        t->scopes = col_dup(q, 3);
+        t->tenant = col_dup(q, 4);
+        t->created_ms = sqlite3_column_int64(q, 5);
+        t->revoked_ms = sqlite3_column_int64(q, 6);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? HERALD_OK : db_fail(s, "read the tokens");
+}
+
+void hr_token_rows_free(hr_token_row *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].hash);
+        free(v[i].scopes);
+        free(v[i].tenant);
+    }
+    free(v);
+}
+
+char *hr_store_event_tenant(hr_store *s, const char *event_id)
+{
+    sqlite3_stmt *q = NULL;
+    char *t = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT tenant FROM events WHERE id = ?1", -1, &q, NULL) ==
+        SQLITE_OK) {
+        bind_text(s, q, 1, event_id);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            t = col_dup(q, 0);
+    }
+    sqlite3_finalize(q);
+    return t;
 }

@@ -132,6 +132,20 @@ void hr_webhook_rows_free(hr_webhook_row *v, size_t n);
 /* Deliveries by outcome, from the log; disabled state from the channel state. */
 herald_status hr_store_webhook_counters(hr_store *s, const char *id, hr_webhook_counters *c);
 
+/* API tokens: the secret part is kept as a SHA-256 hex hash only. */
+typedef struct hr_token_row {
+    char id[24];
+    char *name, *hash, *scopes, *tenant;
+    long long created_ms, revoked_ms; /* revoked_ms 0: valid */
+} hr_token_row;
+
+herald_status hr_store_token_add(hr_store *s, const hr_token_row *t);
+herald_status hr_store_token_revoke(hr_store *s, const char *id_or_name, int *found);
+herald_status hr_store_tokens(hr_store *s, hr_token_row **out, size_t *n);
+void hr_token_rows_free(hr_token_row *v, size_t n);
+/* The tenant an event belongs to, or NULL when there is no such event. */
+char *hr_store_event_tenant(hr_store *s, const char *event_id);
+
 /* Load an event; NULL when absent. Free with hr_event_free(). */
 herald_event *hr_store_event(hr_store *s, const char *id);
 
@@ -237,6 +251,8 @@ typedef struct hr_log_filter {
     long long since_ms;     /* 0 for any */
     const char *event_id;
     size_t limit;           /* 0 for 100 */
+    const char *tenant;     /* NULL for any */
+    long long before_id;    /* cursor: only deliveries with a smaller id; 0 for none */
 } hr_log_filter;
 
 herald_status hr_store_log(hr_store *s, const hr_log_filter *f, hr_delivery_row **out, size_t *n);

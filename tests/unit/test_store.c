@@ -216,14 +216,14 @@ static void test_open(void)
     char *wal = hr_asprintf("%s-wal", path);
     ok(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600, "WAL file is 0600 too");
     free(wal);
-    is_int(q_int(path, "PRAGMA user_version"), 4, "schema version 4");
+    is_int(q_int(path, "PRAGMA user_version"), 5, "schema version 5");
     char *mode = q_text(path, "PRAGMA journal_mode");
     is_str(mode, "wal", "WAL journal mode");
     free(mode);
     char *tables = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'table' "
                                 "ORDER BY name");
     is_str(tables, "attempts\nchannel_state\ndeliveries\nevents\ngroup_members\nmeta\n"
-           "route_rate\nroute_seen\nuser_prefs\nusers\nwebhooks", "tables created");
+           "route_rate\nroute_seen\ntokens\nuser_prefs\nusers\nwebhooks", "tables created");
     free(tables);
     char *idx = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql "
                              "IS NOT NULL ORDER BY name");
@@ -264,7 +264,8 @@ static void test_open(void)
                             "WHERE state IN (0, 1, 5); ALTER TABLE events DROP COLUMN route_trail; "
                             "DROP TABLE route_seen; DROP TABLE route_rate; DROP TABLE users; "
                             "DROP TABLE user_prefs; DROP TABLE group_members; DROP TABLE meta; "
-                            "DROP TABLE webhooks; "
+                            "DROP TABLE webhooks; DROP TABLE tokens; "
+                            "ALTER TABLE events DROP COLUMN tenant; "
                             "PRAGMA user_version = 1"),
                SQLITE_OK, "make a version 1 database");
         if (!is_int(hr_store_open(path, &s, err, sizeof err), HERALD_OK, "open version 1")) {
@@ -272,7 +273,7 @@ static void test_open(void)
             free(path);
             return;
         }
-        is_int(q_int(path, "PRAGMA user_version"), 4, "migrated to version 4");
+        is_int(q_int(path, "PRAGMA user_version"), 5, "migrated to version 5");
         char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                                 "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
                                 "ORDER BY name)");
@@ -298,7 +299,7 @@ static void test_open(void)
     if (st == HERALD_OK)
         hr_store_close(s);
     like(err, path, "refusal names the file");
-    like(err, "version 7 is newer than this herald supports (4)", "refusal names both versions");
+    like(err, "version 7 is newer than this herald supports (5)", "refusal names both versions");
     like(err, "upgrade herald", "refusal names the remedy");
     ok(!strchr(err, '\n'), "refusal is one line");
     is_int(q_int(path, "PRAGMA user_version"), 7, "refused database left alone");

@@ -1,0 +1,943 @@
+/* http_api.c - heraldd's HTTP API: bearer tokens with scopes and a tenant, JSON in and out,
+ * one error shape, submissions acknowledged after the commit (see http_api.h). */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <libconfig.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "http_api.h"
+#include "submit.h"
+
+#define DEFAULT_PORT 8730
+#define DEFAULT_MAX_BODY (1024 * 1024)
+#define DEFAULT_RATE 2000 /* requests per second per token and per address */
+#define DEFAULT_TIMEOUT_S 30
+#define MAX_WAIT_MS (5 * 60 * 1000)
+#define RATE_SLOTS 256
+#define LIST_MAX 1000
+
+static const char openapi_json[] =
+#include "openapi.inc"
+    ;
+
+typedef struct req {
+    struct MHD_Connection *conn;
+    struct hr_api *api;
+    hr_buf body;
+    int too_large;
+    int suspended;
+    /* the answer, once known */
+    int status;
+    char *resp;
+    const char *ctype;
+    char retry_after[16];
+    char allow[32]; /* for 405 */
+    /* a submission waiting for the commit, then maybe for final states */
+    char event_id[37];
+    int duplicate;
+    long long wait_ms, wait_until;
+    char tenant[65];
+    struct req *next;
+} req;
+
+typedef struct rate_slot {
+    char key[80];
+    long long second;
+    int count;
+} rate_slot;
+
+struct hr_api {
+    struct MHD_Daemon *mhd;
+    hr_api_env env;
+    size_t max_body;
+    int rate;
+    int metrics_public;
+    hr_token_row *tokens;
+    size_t ntokens;
+    long long tokens_version, tokens_checked_ms;
+    req *pending; /* submitted in this round: answered after the commit */
+    req *waiting; /* ?wait: answered when final or at the deadline */
+    rate_slot slots[RATE_SLOTS];
+    char *tls_key, *tls_cert;
+};
+
+typedef struct auth {
+    const hr_token_row *tok;
+} auth;
+
+/* ---- responses ---- */
+
+static void answer(req *r, int status, char *body, const char *ctype)
+{
+    free(r->resp);
+    r->status = status;
+    r->resp = body;
+    r->ctype = ctype ? ctype : "application/json";
+}
+
+static void answer_json(req *r, int status, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    char *copy = hr_asprintf("%s\n", s ? s : "{}");
+    free(s);
+    answer(r, status, copy, NULL);
+}
+
+static void answer_error(req *r, int status, const char *code, const char *fmt, ...)
+    HERALD_PRINTF(4, 5);
+
+static void answer_error(req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *clean = hr_redact(msg);
+    answer_json(r, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", clean));
+    free(clean);
+}
+
+static enum MHD_Result send_answer(req *r)
+{
+    const char *body = r->resp ? r->resp : "";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->retry_after[0])
+        MHD_add_response_header(resp, "Retry-After", r->retry_after);
+    if (r->allow[0])
+        MHD_add_response_header(resp, "Allow", r->allow);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- tokens: "hrd_<id>_<secret>", stored as the SHA-256 of the whole ---- */
+
+static void sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static void tokens_refresh(hr_api *api)
+{
+    long long now = hr_now_ms();
+    if (api->tokens && now - api->tokens_checked_ms < 1000)
+        return;
+    api->tokens_checked_ms = now;
+    long long v = hr_store_directory_version(api->env.store);
+    if (api->tokens && v == api->tokens_version)
+        return;
+    hr_token_row *t = NULL;
+    size_t n = 0;
+    if (hr_store_tokens(api->env.store, &t, &n) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "cannot read the API tokens: %s", hr_store_error(api->env.store));
+        return;
+    }
+    hr_token_rows_free(api->tokens, api->ntokens);
+    api->tokens = t;
+    api->ntokens = n;
+    api->tokens_version = v;
+}
+
+/* The token of an "Authorization: Bearer ..." header; NULL when absent, unknown
+ * or revoked. The hash compare is constant-time. */
+static const hr_token_row *token_of(hr_api *api, const char *header)
+{
+    if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+        return NULL;
+    const char *tok = header + 7;
+    while (*tok == ' ')
+        tok++;
+    if (strncmp(tok, "hrd_", 4) != 0 || strlen(tok) > 200)
+        return NULL;
+    const char *id = tok + 4, *sep = strchr(id, '_');
+    if (!sep || sep - id > 20)
+        return NULL;
+    char want[65];
+    sha256_hex(tok, want);
+    for (size_t i = 0; i < api->ntokens; i++) {
+        const hr_token_row *t = &api->tokens[i];
+        if (strlen(t->id) == (size_t)(sep - id) && !strncmp(t->id, id, (size_t)(sep - id)) &&
+            strlen(t->hash) == 64 && CRYPTO_memcmp(t->hash, want, 64) == 0 && !t->revoked_ms)
+            return t;
+    }
+    return NULL;
+}
+
+static int has_scope(const hr_token_row *t, const char *scope)
+{
+    char *copy = hr_strdup(t->scopes), *save = NULL;
+    int found = 0;
+    for (char *s = strtok_r(copy, ",", &save); s && !found; s = strtok_r(NULL, ",", &save))
+        found = !strcmp(s, scope) || !strcmp(s, "admin");
+    free(copy);
+    return found;
+}
+
+/* ---- rate limit: per token and per address, requests per second ---- */
+
+static int rate_take(hr_api *api, const char *key, long long now_ms)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    rate_slot *s = &api->slots[h % RATE_SLOTS];
+    long long sec = now_ms / 1000;
+    if (strcmp(s->key, key) != 0 || s->second != sec) {
+        snprintf(s->key, sizeof s->key, "%s", key);
+        s->second = sec;
+        s->count = 0;
+    }
+    return ++s->count <= api->rate;
+}
+
+static void client_address(struct MHD_Connection *c, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, len, "?");
+    if (!ci || !ci->client_addr)
+        return;
+    if (ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, out,
+                  (socklen_t)len);
+    else if (ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out,
+                  (socklen_t)len);
+}
+
+/* ---- handlers ---- */
+
+typedef void (*handler_fn)(hr_api *api, req *r, const auth *a, char **seg);
+
+static const char *query(req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static int json_body(req *r, json_t **out)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+        answer_error(r, 415, "unsupported_media_type",
+                     "the body must be JSON: send Content-Type: application/json");
+        return 0;
+    }
+    json_error_t e;
+    *out = json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &e);
+    if (!*out) {
+        answer_error(r, 400, "malformed_json", "the body is not JSON: %s at line %d column %d",
+                     e.text, e.line, e.column);
+        return 0;
+    }
+    return 1;
+}
+
+static void post_events(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)seg;
+    json_t *o;
+    if (!json_body(r, &o))
+        return;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        answer_error(r, 422, "invalid_event", "the body must be a JSON object (an event)");
+        return;
+    }
+    herald_event ev;
+    char err[1024];
+    if (hr_event_from_json(o, &ev, err, sizeof err) != HERALD_OK) {
+        json_decref(o);
+        answer_error(r, 422, "invalid_event", "%s", err);
+        return;
+    }
+    const char *idem = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (idem && !ev.idempotency_key) {
+        if (strlen(idem) > 256 || hr_has_ctl(idem)) {
+            json_decref(o);
+            hr_event_clear(&ev);
+            answer_error(r, 400, "invalid_header",
+                         "Idempotency-Key must be at most 256 printable characters");
+            return;
+        }
+        ev.idempotency_key = hr_strdup(idem);
+    }
+    json_t *to = json_object_get(o, "to");
+    size_t nto = json_is_array(to) ? json_array_size(to) : 0;
+    char **names = hr_calloc(nto + 1, sizeof *names);
+    for (size_t i = 0; i < nto; i++)
+        names[i] = (char *)json_string_value(json_array_get(to, i));
+    for (size_t i = 0; i < nto; i++)
+        if (!names[i] || strstr(names[i], "://")) {
+            free(names);
+            json_decref(o);
+            hr_event_clear(&ev);
+            answer_error(r, 422, "invalid_event",
+                         "'to' must list configured channel names (URLs are for the CLI)");
+            return;
+        }
+    const char *wait = query(r, "wait");
+    long long wait_ms = 0;
+    if (wait && (hr_parse_duration(wait, &wait_ms) != HERALD_OK || wait_ms > MAX_WAIT_MS)) {
+        free(names);
+        json_decref(o);
+        hr_event_clear(&ev);
+        answer_error(r, 400, "invalid_query", "wait=%s: use a duration up to 5m, e.g. 10s", wait);
+        return;
+    }
+    ev.tenant = hr_strdup(a->tok->tenant);
+    int dup = 0;
+    herald_status st = HERALD_E_IO;
+    if (api->env.begin(api->env.ctx))
+        st = hr_submit(*api->env.cfg, *api->env.loader, *api->env.routing, api->env.store,
+                       *api->env.d, &ev, names, nto, &dup, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "cannot start a transaction: %s", hr_store_error(api->env.store));
+    free(names);
+    json_decref(o);
+    if (st != HERALD_OK) {
+        int code = st == HERALD_E_TOO_LARGE ? 413
+                   : st == HERALD_E_IO      ? 503
+                   : st == HERALD_E_NOT_FOUND || st == HERALD_E_INVALID || st == HERALD_E_ENCODING
+                       ? 422
+                       : 500;
+        answer_error(r, code, code == 503 ? "unavailable" : code == 413 ? "too_large" : "invalid_event",
+                     "%s", err);
+        hr_event_clear(&ev);
+        return;
+    }
+    snprintf(r->event_id, sizeof r->event_id, "%s", ev.id);
+    snprintf(r->tenant, sizeof r->tenant, "%s", a->tok->tenant);
+    r->duplicate = dup;
+    r->wait_ms = wait_ms;
+    hr_event_clear(&ev);
+    /* Answered after the commit: suspend until then. */
+    r->next = api->pending;
+    api->pending = r;
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+/* 404 for an event of another tenant too: a token never learns it exists. */
+static herald_event *tenant_event(hr_api *api, req *r, const auth *a, const char *id)
+{
+    char *tenant = hr_store_event_tenant(api->env.store, id);
+    int mine = tenant && !strcmp(tenant, a->tok->tenant);
+    free(tenant);
+    herald_event *ev = mine ? hr_store_event(api->env.store, id) : NULL;
+    if (!ev)
+        answer_error(r, 404, "not_found", "no event %s", id);
+    return ev;
+}
+
+static void get_event(hr_api *api, req *r, const auth *a, char **seg)
+{
+    herald_event *ev = tenant_event(api, r, a, seg[3]);
+    if (!ev)
+        return;
+    char *text = hr_event_json(ev);
+    json_t *o = json_loads(text, 0, NULL);
+    free(text);
+    hr_event_free(ev);
+    int final;
+    json_t *ds = api->env.status(api->env.ctx, seg[3], &final);
+    size_t i;
+    json_t *d;
+    json_array_foreach(ds, i, d) {
+        hr_attempt_row *at = NULL;
+        size_t n = 0;
+        json_t *arr = json_array();
+        if (hr_store_attempts(api->env.store, json_integer_value(json_object_get(d, "delivery")),
+                              &at, &n) == HERALD_OK)
+            for (size_t k = 0; k < n; k++) {
+                char ts[32];
+                hr_rfc3339(at[k].started_ms, ts, sizeof ts);
+                json_array_append_new(
+                    arr, json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:s}", "started", ts,
+                                   "duration_ms", (json_int_t)at[k].duration_ms, "verdict",
+                                   hr_verdict_name(at[k].verdict), "status",
+                                   hr_status_name(at[k].status), "code", (json_int_t)at[k].code,
+                                   "detail", at[k].detail ? at[k].detail : "", "response",
+                                   at[k].excerpt ? at[k].excerpt : ""));
+            }
+        hr_attempt_rows_free(at, n);
+        json_object_set_new(d, "attempts", arr);
+    }
+    json_object_set_new(o, "final", json_boolean(final));
+    json_object_set_new(o, "deliveries", ds);
+    answer_json(r, 200, o);
+}
+
+static void get_explain(hr_api *api, req *r, const auth *a, char **seg)
+{
+    herald_event *ev = tenant_event(api, r, a, seg[3]);
+    if (!ev)
+        return;
+    hr_event_free(ev);
+    char *trail = NULL;
+    hr_store_trail(api->env.store, seg[3], &trail);
+    json_t *t = trail ? json_loads(trail, 0, NULL) : NULL;
+    free(trail);
+    answer_json(r, 200, json_pack("{s:s, s:o}", "id", seg[3], "routing", t ? t : json_null()));
+}
+
+static void get_deliveries(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)seg;
+    hr_log_filter f = {.state = -1, .tenant = a->tok->tenant};
+    const char *v;
+    if ((v = query(r, "status"))) {
+        int found = 0;
+        for (int s = 0; s <= HR_D_DEFERRED; s++)
+            if (!strcmp(v, hr_dstate_name((hr_dstate)s))) {
+                f.state = s;
+                found = 1;
+            }
+        if (!found) {
+            answer_error(r, 400, "invalid_query", "status=%s: use pending, inflight, sent, "
+                         "failed, dead or deferred", v);
+            return;
+        }
+    }
+    f.channel = query(r, "channel");
+    f.event_type = query(r, "type");
+    long long since = 0;
+    if ((v = query(r, "since"))) {
+        if (hr_parse_duration(v, &since) != HERALD_OK) {
+            answer_error(r, 400, "invalid_query", "since=%s: use a duration such as 1h", v);
+            return;
+        }
+        f.since_ms = hr_now_ms() - since;
+    }
+    long limit = 100;
+    if ((v = query(r, "limit"))) {
+        char *end;
+        limit = strtol(v, &end, 10);
+        if (*end || limit < 1 || limit > LIST_MAX) {
+            answer_error(r, 400, "invalid_query", "limit=%s: use 1 to %d", v, LIST_MAX);
+            return;
+        }
+    }
+    if ((v = query(r, "cursor"))) {
+        char *end;
+        f.before_id = strtoll(v, &end, 10);
+        if (*end || f.before_id <= 0) {
+            answer_error(r, 400, "invalid_query", "cursor=%s is not a cursor from a previous "
+                         "page", v);
+            return;
+        }
+    }
+    f.limit = (size_t)limit + 1; /* one more: is there a next page? */
+    hr_delivery_row *rows = NULL;
+    size_t n = 0;
+    if (hr_store_log(api->env.store, &f, &rows, &n) != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+        return;
+    }
+    json_t *arr = json_array();
+    size_t shown = n > (size_t)limit ? (size_t)limit : n;
+    for (size_t i = 0; i < shown; i++) {
+        char ts[32];
+        hr_rfc3339(rows[i].updated_ms, ts, sizeof ts);
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:s, s:s, s:o, s:s, s:i, s:s, s:I, s:s}", "id",
+                           (json_int_t)rows[i].id, "event", rows[i].event_id, "type",
+                           rows[i].event_type, "channel", rows[i].channel, "user",
+                           rows[i].recipient ? json_string(rows[i].recipient) : json_null(),
+                           "state", hr_dstate_name(rows[i].state), "attempts", rows[i].attempts,
+                           "status", hr_status_name(rows[i].last_status), "code",
+                           (json_int_t)rows[i].last_code, "updated", ts));
+    }
+    json_t *next = n > (size_t)limit ? json_sprintf("%lld", rows[shown - 1].id) : json_null();
+    hr_delivery_rows_free(rows, n);
+    answer_json(r, 200, json_pack("{s:o, s:o}", "deliveries", arr, "next_cursor", next));
+}
+
+static void post_retry(hr_api *api, req *r, const auth *a, char **seg)
+{
+    char *end;
+    long long id = strtoll(seg[3], &end, 10);
+    hr_log_filter f = {.state = -1, .tenant = a->tok->tenant, .before_id = id + 1, .limit = 1};
+    hr_delivery_row *rows = NULL;
+    size_t n = 0;
+    if (*end || id <= 0 || hr_store_log(api->env.store, &f, &rows, &n) != HERALD_OK || n == 0 ||
+        rows[0].id != id) {
+        hr_delivery_rows_free(rows, n);
+        answer_error(r, 404, "not_found", "no delivery %s", seg[3]);
+        return;
+    }
+    hr_delivery_rows_free(rows, n);
+    size_t done = 0;
+    if (!api->env.begin(api->env.ctx) ||
+        hr_store_requeue(api->env.store, id, 0, hr_now_ms(), &done) != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+        return;
+    }
+    if (!done) {
+        answer_error(r, 409, "conflict", "delivery %lld is not finished; only sent, failed or "
+                     "dead deliveries can be retried", id);
+        return;
+    }
+    answer_json(r, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", "pending"));
+}
+
+static void get_channels(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)seg;
+    (void)a;
+    hr_config *cfg = *api->env.cfg;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < cfg->nchannels; i++) {
+        char *reason = NULL;
+        int off = hr_store_channel_disabled(api->env.store, cfg->channels[i].name, &reason);
+        json_array_append_new(arr, json_pack("{s:s, s:s?, s:b, s:s?}", "name", cfg->channels[i].name,
+                                             "plugin", cfg->channels[i].plugin, "enabled", !off,
+                                             "disabled_reason", reason));
+        free(reason);
+    }
+    answer_json(r, 200, json_pack("{s:o}", "channels", arr));
+}
+
+static void get_healthz(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)api, (void)a, (void)seg;
+    answer_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void get_readyz(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)a, (void)seg;
+    if (*api->env.draining || hr_store_directory_version(api->env.store) < 0)
+        answer_error(r, 503, "unavailable", "heraldd is stopping or its queue is unreadable");
+    else
+        answer_json(r, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static void get_metrics(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)a, (void)seg;
+    static const char *const states[] = {"pending", "inflight", "sent", "failed", "dead",
+                                         "deferred"};
+    hr_queue_row *q = NULL;
+    size_t n = 0;
+    hr_buf b = {0};
+    hr_buf_adds(&b, "# HELP herald_deliveries Deliveries in the queue by channel and state.\n"
+                    "# TYPE herald_deliveries gauge\n");
+    long long oldest = 0;
+    if (hr_store_queue(api->env.store, &q, &n) == HERALD_OK) {
+        for (size_t i = 0; i < n; i++) {
+            for (int s = 0; s < 6; s++)
+                hr_buf_addf(&b, "herald_deliveries{channel=\"%s\",state=\"%s\"} %lld\n",
+                            q[i].channel, states[s], q[i].count[s]);
+            if (q[i].oldest_pending_ms && (!oldest || q[i].oldest_pending_ms < oldest))
+                oldest = q[i].oldest_pending_ms;
+        }
+        hr_queue_rows_free(q, n);
+    }
+    hr_buf_addf(&b, "# HELP herald_oldest_pending_age_seconds Age of the oldest pending delivery.\n"
+                    "# TYPE herald_oldest_pending_age_seconds gauge\n"
+                    "herald_oldest_pending_age_seconds %.3f\n",
+                oldest ? (double)(hr_now_ms() - oldest) / 1000.0 : 0.0);
+    hr_buf_addf(&b, "# HELP herald_inflight Attempts in flight.\n# TYPE herald_inflight gauge\n"
+                    "herald_inflight %zu\n", hr_dispatcher_inflight(*api->env.d));
+    hr_buf_add(&b, "", 1);
+    answer(r, 200, b.data, "text/plain; version=0.0.4");
+}
+
+static void get_openapi(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)api, (void)a, (void)seg;
+    answer(r, 200, hr_strdup(openapi_json), NULL);
+}
+
+typedef struct route {
+    const char *method;
+    const char *path; /* segments; "{}" matches one */
+    const char *scope; /* NULL: no token needed */
+    handler_fn fn;
+} route;
+
+static const route routes[] = {
+    {"POST", "/v1/events", "submit", post_events},
+    {"GET", "/v1/events/{id}", "read", get_event},
+    {"GET", "/v1/events/{id}/explain", "read", get_explain},
+    {"GET", "/v1/deliveries", "read", get_deliveries},
+    {"POST", "/v1/deliveries/{id}/retry", "admin", post_retry},
+    {"GET", "/v1/channels", "read", get_channels},
+    {"GET", "/v1/openapi.json", NULL, get_openapi},
+    {"GET", "/healthz", NULL, get_healthz},
+    {"GET", "/readyz", NULL, get_readyz},
+    {"GET", "/metrics", "read", get_metrics},
+};
+
+void hr_api_print_routes(FILE *out)
+{
+    for (size_t i = 0; i < HR_ARRAY_LEN(routes); i++)
+        fprintf(out, "%s %s\n", routes[i].method, routes[i].path);
+}
+
+/* Split a path into at most 8 segments (seg[0] is "", as the path starts with '/'). */
+static int split(char *path, char **seg)
+{
+    int n = 0;
+    for (char *p = path; p && n < 8;) {
+        seg[n++] = p;
+        p = strchr(p, '/');
+        if (p)
+            *p++ = '\0';
+    }
+    return n;
+}
+
+static int matches(const char *pattern, char **seg, int nseg)
+{
+    char *copy = hr_strdup(pattern), *ps[8];
+    int np = split(copy, ps), ok = np == nseg;
+    for (int i = 0; ok && i < np; i++)
+        ok = (ps[i][0] == '{') ? seg[i][0] != '\0' : strcmp(ps[i], seg[i]) == 0;
+    free(copy);
+    return ok;
+}
+
+static void dispatch(hr_api *api, req *r, const char *url, const char *method)
+{
+    char path[512];
+    if (strlen(url) >= sizeof path) {
+        answer_error(r, 414, "uri_too_long", "the path is too long");
+        return;
+    }
+    snprintf(path, sizeof path, "%s", url);
+    char *seg[8];
+    int nseg = split(path, seg);
+    const route *rt = NULL;
+    int path_known = 0;
+    for (size_t i = 0; i < HR_ARRAY_LEN(routes) && !rt; i++) {
+        if (!matches(routes[i].path, seg, nseg))
+            continue;
+        path_known = 1;
+        if (!strcmp(routes[i].method, method))
+            rt = &routes[i];
+        size_t used = strlen(r->allow);
+        snprintf(r->allow + used, sizeof r->allow - used, "%s%s", used ? ", " : "",
+                 routes[i].method);
+    }
+    if (rt)
+        r->allow[0] = '\0';
+    if (!rt) {
+        if (path_known)
+            answer_error(r, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+        else
+            answer_error(r, 404, "not_found", "no such endpoint: %s %s (see /v1/openapi.json)",
+                         method, url);
+        return;
+    }
+    char addr[64];
+    client_address(r->conn, addr, sizeof addr);
+    long long now = hr_now_ms();
+    char key[80];
+    snprintf(key, sizeof key, "a:%s", addr);
+    if (!rate_take(api, key, now)) {
+        snprintf(r->retry_after, sizeof r->retry_after, "1");
+        answer_error(r, 429, "rate_limited", "too many requests from %s; retry after 1 s", addr);
+        return;
+    }
+    auth a = {0};
+    if (rt->scope && !(rt->fn == get_metrics && api->metrics_public)) {
+        tokens_refresh(api);
+        a.tok = token_of(api, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                          "Authorization"));
+        if (!a.tok) {
+            answer_error(r, 401, "unauthorized", "send Authorization: Bearer hrd_...; herald "
+                         "token create makes one");
+            return;
+        }
+        snprintf(key, sizeof key, "t:%s", a.tok->id);
+        if (!rate_take(api, key, now)) {
+            snprintf(r->retry_after, sizeof r->retry_after, "1");
+            answer_error(r, 429, "rate_limited", "token %s is over %d requests/s; retry after "
+                         "1 s", a.tok->name, api->rate);
+            return;
+        }
+        if (!has_scope(a.tok, rt->scope)) {
+            answer_error(r, 403, "forbidden", "token %s lacks the %s scope for %s %s",
+                         a.tok->name, rt->scope, method, rt->path);
+            return;
+        }
+    }
+    static const hr_token_row anon = {.id = "", .tenant = (char *)"default",
+                                      .scopes = (char *)""};
+    if (!a.tok)
+        a.tok = &anon;
+    rt->fn(api, r, &a, seg);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    hr_api *api = cls;
+    req *r = *con_cls;
+    if (!r) {
+        r = hr_calloc(1, sizeof *r);
+        r->conn = conn;
+        r->api = api;
+        *con_cls = r;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > api->max_body)
+            r->too_large = 1;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (r->body.len + *upload_data_size > api->max_body)
+            r->too_large = 1;
+        else
+            hr_buf_add(&r->body, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->suspended)
+        return MHD_YES; /* resumed spuriously: not answered yet */
+    if (r->resp || r->status)
+        return send_answer(r); /* after resume */
+    if (r->too_large)
+        answer_error(r, 413, "too_large", "the body is over %zu bytes; shorten it or raise "
+                     "http.max_body", api->max_body);
+    else
+        dispatch(api, r, url, method);
+    if (r->suspended)
+        return MHD_YES;
+    return send_answer(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    req *r = *con_cls;
+    if (!r)
+        return;
+    hr_buf_free(&r->body);
+    free(r->resp);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void resume_with(req *r)
+{
+    r->suspended = 0;
+    MHD_resume_connection(r->conn);
+}
+
+void hr_api_after_commit(hr_api *api, int committed)
+{
+    if (!api)
+        return;
+    long long now = hr_now_ms();
+    for (req *r = api->pending, *next; r; r = next) {
+        next = r->next;
+        if (!committed) {
+            answer_error(r, 503, "unavailable", "the event could not be stored: %s; nothing was "
+                         "kept, submit again", hr_store_error(api->env.store));
+            resume_with(r);
+        } else if (r->wait_ms > 0) {
+            r->wait_until = now + r->wait_ms;
+            r->next = api->waiting;
+            api->waiting = r;
+        } else {
+            answer_json(r, 202, json_pack("{s:s, s:b}", "id", r->event_id, "duplicate",
+                                          r->duplicate));
+            resume_with(r);
+        }
+    }
+    api->pending = NULL;
+    req **pp = &api->waiting;
+    while (*pp) {
+        req *r = *pp;
+        int final = 0;
+        json_t *ds = api->env.status(api->env.ctx, r->event_id, &final);
+        if (final || now >= r->wait_until) {
+            *pp = r->next;
+            answer_json(r, final ? 200 : 202,
+                        json_pack("{s:s, s:b, s:b, s:o}", "id", r->event_id, "duplicate",
+                                  r->duplicate, "final", final, "deliveries", ds));
+            resume_with(r);
+        } else {
+            json_decref(ds);
+            pp = &r->next;
+        }
+    }
+    /* No MHD_run() here: a request handled now would open a transaction after
+     * the round's commit. The resumed connections wake the next poll. */
+}
+
+/* ---- start and stop ---- */
+
+static char *read_pem(const char *path, int private_only, char *err, size_t errlen)
+{
+    return hr_read_file(path, private_only, 1024 * 1024, err, errlen);
+}
+
+hr_api *hr_api_start(const hr_config *cfg, const hr_api_env *env, char *err, size_t errlen)
+{
+    config_setting_t *http = cfg->cfg ? config_lookup(cfg->cfg, "http") : NULL;
+    err[0] = '\0';
+    if (!http)
+        return NULL;
+    const char *where = cfg->path ? cfg->path : "config";
+    unsigned line = config_setting_source_line(http);
+    const char *listen = "127.0.0.1:8730", *cert = NULL, *key = NULL;
+    int plaintext_ok = 0, metrics_public = 0, max_body = DEFAULT_MAX_BODY, rate = DEFAULT_RATE,
+        timeout = DEFAULT_TIMEOUT_S;
+    config_setting_lookup_string(http, "listen", &listen);
+    config_setting_lookup_string(http, "tls_cert", &cert);
+    config_setting_lookup_string(http, "tls_key", &key);
+    config_setting_lookup_bool(http, "plaintext_ok", &plaintext_ok);
+    config_setting_lookup_bool(http, "metrics_public", &metrics_public);
+    config_setting_lookup_int(http, "max_body", &max_body);
+    config_setting_lookup_int(http, "rate_limit", &rate);
+    config_setting_lookup_int(http, "timeout", &timeout);
+    char host[128];
+    int port = 0;
+    const char *colon = strrchr(listen, ':');
+    if (!colon || (size_t)(colon - listen) >= sizeof host || sscanf(colon + 1, "%d", &port) != 1 ||
+        port < 0 || port > 65535) {
+        snprintf(err, errlen, "%s:%u: http.listen \"%s\" must be ADDRESS:PORT, e.g. "
+                 "127.0.0.1:8730", where, line, listen);
+        return NULL;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    if (host[0] == '[') {
+        memmove(host, host + 1, strlen(host));
+        host[strcspn(host, "]")] = '\0';
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    int v6 = 0, loopback;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        v6 = 1;
+        loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+    } else {
+        snprintf(err, errlen, "%s:%u: http.listen address \"%s\" is not an IP address", where, line,
+                 host);
+        return NULL;
+    }
+    if (!loopback && !(cert && key) && !plaintext_ok) {
+        snprintf(err, errlen, "%s:%u: http.listen %s is not loopback: set tls_cert and tls_key, "
+                 "or plaintext_ok = true if a proxy in front does TLS", where, line, listen);
+        return NULL;
+    }
+    if ((cert && !key) || (key && !cert)) {
+        snprintf(err, errlen, "%s:%u: http needs both tls_cert and tls_key", where, line);
+        return NULL;
+    }
+    if (max_body < 1024 || rate < 1 || timeout < 1) {
+        snprintf(err, errlen, "%s:%u: http.max_body must be >= 1024, rate_limit and timeout >= 1",
+                 where, line);
+        return NULL;
+    }
+    hr_api *api = hr_calloc(1, sizeof *api);
+    api->env = *env;
+    api->max_body = (size_t)max_body;
+    api->rate = rate;
+    api->metrics_public = metrics_public;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    if (cert) {
+        char why[512];
+        if (!(api->tls_cert = read_pem(cert, 0, why, sizeof why)) ||
+            !(api->tls_key = read_pem(key, 1, why, sizeof why))) {
+            snprintf(err, errlen, "%s:%u: http TLS: %s", where, line, why);
+            hr_api_stop(api);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    api->mhd = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout, MHD_OPTION_CONNECTION_LIMIT, 1000u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, api, cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, api->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, api->tls_key, MHD_OPTION_END);
+    if (!api->mhd) {
+        snprintf(err, errlen, "%s:%u: cannot listen on %s for the HTTP API (in use, or not an "
+                 "address of this host)", where, line, listen);
+        hr_api_stop(api);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *bi = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    hr_log(HERALD_LOG_NOTICE, "HTTP API on %s%s%s:%u%s", v6 ? "[" : "", host, v6 ? "]" : "",
+           bi ? bi->port : (unsigned)port, cert ? " (TLS)" : "");
+    return api;
+}
+
+void hr_api_stop(hr_api *api)
+{
+    if (!api)
+        return;
+    if (api->mhd) {
+        for (req *r = api->pending; r; r = r->next)
+            resume_with(r);
+        for (req *r = api->waiting; r; r = r->next)
+            resume_with(r);
+        MHD_stop_daemon(api->mhd);
+    }
+    hr_token_rows_free(api->tokens, api->ntokens);
+    free(api->tls_cert);
+    if (api->tls_key) {
+        OPENSSL_cleanse(api->tls_key, strlen(api->tls_key));
+        free(api->tls_key);
+    }
+    free(api);
+}
+
+int hr_api_fd(const hr_api *api)
+{
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    return i ? i->epoll_fd : -1;
+}
+
+long long hr_api_timeout(hr_api *api)
+{
+    MHD_UNSIGNED_LONG_LONG t;
+    if (api->waiting)
+        return 50;
+    return MHD_get_timeout(api->mhd, &t) == MHD_YES ? (long long)t : -1;
+}
+
+void hr_api_run(hr_api *api)
+{
+    MHD_run(api->mhd);
+}

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""test_api.py - heraldd's HTTP API through a real heraldd on a random loopback port: every
+status code (200, 202, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429), durability before
+202, Idempotency-Key, ?wait, cursor pagination, tenant isolation (a token of tenant B cannot
+read, list, retry or learn of A's events), scopes, a slow client cut off by the timeout, the
+OpenAPI document matching the routes the server answers, and refusing a non-loopback listen
+address without TLS.
+
+Environment: HERALD, HERALDD, HERALD_PLUGIN_PATH (make check sets them).
+"""
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
+from taplib import diag, done_testing, is_, like, ok  # noqa: E402
+from test_queue import (HERALDD, Daemon, herald_env, hook, receiver, run, started,  # noqa: E402
+                        wait_until, write_config)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Api:
+    def __init__(self, port):
+        self.base = "http://127.0.0.1:%d" % port
+
+    def call(self, method, path, token=None, body=None, ctype="application/json", headers=None):
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        if data is not None and ctype:
+            req.add_header("Content-Type", ctype)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=15) as resp:
+                raw = resp.read()
+                return resp.status, dict(resp.headers), raw
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def json(self, *a, **kw):
+        code, headers, raw = self.call(*a, **kw)
+        try:
+            return code, json.loads(raw or b"null"), headers
+        except ValueError:
+            return code, {"raw": raw.decode("utf-8", "replace")}, headers
+
+
+def token(tmp, cfg, name, scopes, tenant="default"):
+    res = run(tmp, ["-c", cfg, "token", "create", "--json", "--name", name, "--scope", scopes,
+                    "--tenant", tenant])
+    return res.json().get("token")
+
+
+def setup(tmp, r, http_extra=""):
+    port = free_port()
+    cfg = write_config(tmp, [hook("ops", r.url + "/ops")])
+    with open(cfg, "a") as f:
+        f.write('http = { listen = "127.0.0.1:%d"; timeout = 2; %s };\n' % (port, http_extra))
+    return cfg, Api(port)
+
+
+def error_shape(obj):
+    e = obj.get("error") if isinstance(obj, dict) else None
+    return isinstance(e, dict) and isinstance(e.get("code"), str) and isinstance(e.get("message"), str)
+
+
+def main_flow():
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        cfg, api = setup(tmp, r, "max_body = 2048;")
+        ta = token(tmp, cfg, "a-writer", "submit,read")
+        tro = token(tmp, cfg, "a-reader", "read")
+        tadm = token(tmp, cfg, "a-admin", "admin")
+        tb = token(tmp, cfg, "b-writer", "submit,read,admin", tenant="b")
+        ok(all(t and t.startswith("hrd_") for t in (ta, tro, tadm, tb)), "token create prints hrd_ tokens")
+        dm = Daemon(tmp, cfg, verbose=True)
+        try:
+            if not started(dm, "API daemon"):
+                return
+            ok(wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5), "GET /healthz: 200")
+            is_(api.call("GET", "/readyz")[0], 200, "GET /readyz: 200")
+
+            code, body, _ = api.json("POST", "/v1/events", body={"type": "a.b", "title": "x"})
+            is_(code, 401, "no token: 401")
+            ok(error_shape(body), "errors have the shape {error: {code, message}}", lambda: str(body))
+            is_(api.json("POST", "/v1/events", token="hrd_00000000_nope",
+                         body={"type": "a.b", "title": "x"})[0], 401, "unknown token: 401")
+            is_(api.json("POST", "/v1/events", token=tro, body={"type": "a.b", "title": "x"})[0],
+                403, "read-only token submitting: 403")
+            is_(api.json("POST", "/v1/events", token=ta, body=b"{}", ctype="text/plain")[0], 415,
+                "wrong content type: 415")
+            code, body, _ = api.json("POST", "/v1/events", token=ta, body=b"{nope")
+            is_(code, 400, "malformed JSON: 400")
+            like(body.get("error", {}).get("message", ""), "not JSON", "and says so")
+            code, body, _ = api.json("POST", "/v1/events", token=ta,
+                                     body={"type": "Not A Type!", "title": "x"})
+            is_(code, 422, "an invalid event type: 422")
+            is_(api.json("POST", "/v1/events", token=ta,
+                         body={"type": "a.b", "title": "x", "body": "y" * 5000})[0], 413,
+                "a body over http.max_body: 413")
+            is_(api.json("GET", "/v1/nothing", token=ta)[0], 404, "unknown endpoint: 404")
+            code, _, headers = api.json("DELETE", "/v1/events", token=ta)
+            is_((code, headers.get("Allow")), (405, "POST"), "wrong method: 405 with Allow")
+
+            # 202 only once durable; the same key is acknowledged with the same id.
+            code, body, _ = api.json("POST", "/v1/events", token=ta,
+                                     body={"type": "backup.failed", "title": "Backup"},
+                                     headers={"Idempotency-Key": "order-1"})
+            is_(code, 202, "POST /v1/events: 202", lambda: str(body))
+            eid = body.get("id", "")
+            res = run(tmp, ["-c", cfg, "show", eid, "--json"])
+            is_(res.json().get("event", {}).get("id"), eid,
+                "the accepted event is in the store already")
+            code, body2, _ = api.json("POST", "/v1/events", token=ta,
+                                      body={"type": "backup.failed", "title": "Backup"},
+                                      headers={"Idempotency-Key": "order-1"})
+            is_((code, body2.get("id"), body2.get("duplicate")), (202, eid, True),
+                "Idempotency-Key: the original id, duplicate, not stored again")
+            code, body, _ = api.json("POST", "/v1/events?wait=10s", token=ta,
+                                     body={"type": "job.done", "title": "waited"})
+            is_((code, body.get("final"), [d.get("state") for d in body.get("deliveries", [])]),
+                (200, True, ["sent"]), "?wait: 200 once every delivery is final", lambda: str(body))
+            code, ev, _ = api.json("GET", "/v1/events/" + eid, token=ta)
+            is_((code, ev.get("type"), len(ev.get("deliveries", []))), (200, "backup.failed", 1),
+                "GET /v1/events/{id}: the event with its deliveries", lambda: str(ev))
+            ok(wait_until(lambda: api.json("GET", "/v1/events/" + eid, token=ta)[1]
+                          .get("deliveries", [{}])[0].get("attempts"), 5),
+               "and every attempt", lambda: str(ev))
+            is_(api.json("GET", "/v1/events/%s/explain" % eid, token=ta)[0], 200,
+                "GET /v1/events/{id}/explain: 200")
+
+            # Pagination.
+            for i in range(5):
+                api.json("POST", "/v1/events", token=ta, body={"type": "page.n", "title": str(i)})
+            seen, cursor, pages = [], None, 0
+            while pages < 10:
+                q = "/v1/deliveries?type=page.*&limit=2" + ("&cursor=" + cursor if cursor else "")
+                code, page, _ = api.json("GET", q, token=ta)
+                seen += [d["id"] for d in page.get("deliveries", [])]
+                pages += 1
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+            is_((pages, len(seen), len(set(seen))), (3, 5, 5),
+                "cursor pagination: 5 deliveries in pages of 2, none repeated")
+            is_(api.json("GET", "/v1/deliveries?limit=0", token=ta)[0], 400, "bad limit: 400")
+
+            # Tenants: B learns nothing of A.
+            is_(api.json("GET", "/v1/events/" + eid, token=tb)[0], 404, "tenant B: A's event is 404")
+            is_(api.json("GET", "/v1/events/%s/explain" % eid, token=tb)[0], 404,
+                "tenant B: A's explain is 404")
+            code, page, _ = api.json("GET", "/v1/deliveries?limit=1000", token=tb)
+            is_((code, page.get("deliveries")), (200, []), "tenant B lists none of A's deliveries")
+            did = seen[0]
+            is_(api.json("POST", "/v1/deliveries/%d/retry" % did, token=tb)[0], 404,
+                "tenant B cannot retry A's delivery (404, not 403)")
+            is_(api.json("POST", "/v1/deliveries/%d/retry" % did, token=ta)[0], 403,
+                "retry needs the admin scope: 403")
+            code, body, _ = api.json("POST", "/v1/deliveries/%d/retry" % did, token=tadm)
+            ok(code in (202, 409), "admin of tenant A: retry is 202 (or 409 while unfinished)",
+               lambda: str(body))
+            ok(wait_until(lambda: api.json("GET", "/v1/events/" + eid, token=ta)[0] == 200, 2), "-")
+            code, body, _ = api.json("POST", "/v1/deliveries/999999/retry", token=tadm)
+            is_(code, 404, "retry of no delivery: 404")
+
+            code, _, raw = api.call("GET", "/metrics", token=ta)
+            ok(code == 200 and b'herald_deliveries{channel="ops",state="sent"}' in raw,
+               "GET /metrics: Prometheus text with deliveries by channel and state")
+            is_(api.call("GET", "/metrics")[0], 401, "/metrics needs a token by default")
+
+            # A slow client is cut off by the timeout (2 s).
+            s = socket.create_connection(("127.0.0.1", int(api.base.rsplit(":", 1)[1])))
+            s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
+            s.settimeout(6)
+            t0 = time.monotonic()
+            try:
+                data = s.recv(100)
+            except OSError:
+                data = b"timeout"
+            s.close()
+            ok(data == b"" and time.monotonic() - t0 < 5.5,
+               "a client that stalls mid-request is disconnected after the timeout",
+               lambda: "got %r after %.1f s" % (data, time.monotonic() - t0))
+
+            # Revocation takes effect within a second.
+            run(tmp, ["-c", cfg, "token", "revoke", "a-reader"])
+            ok(wait_until(lambda: api.json("GET", "/v1/channels", token=tro)[0] == 401, 3),
+               "a revoked token is refused")
+        finally:
+            dm.stop()
+
+
+def rate_limit_and_openapi():
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        cfg, api = setup(tmp, r, "rate_limit = 5;")
+        t = token(tmp, cfg, "t", "read")
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "rate daemon"):
+                return
+            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
+            time.sleep(1.1)
+            codes = [api.json("GET", "/v1/channels", token=t)[0] for _ in range(12)]
+            ok(codes.count(429) >= 1 and codes[0] == 200, "over rate_limit: 429", lambda: str(codes))
+            code, _, headers = api.json("GET", "/v1/channels", token=t)
+            if code == 429:
+                is_(headers.get("Retry-After"), "1", "429 carries Retry-After")
+            else:
+                ok(True, "429 carries Retry-After (window rolled over)")
+            time.sleep(1.1)
+            code, doc, _ = api.json("GET", "/v1/openapi.json")
+            is_((code, doc.get("openapi", "")[:2]), (200, "3."), "GET /v1/openapi.json: OpenAPI 3")
+        finally:
+            dm.stop()
+        served = set(subprocess.run([HERALDD, "--api-routes"], capture_output=True, text=True,
+                                    timeout=10).stdout.split("\n")) - {""}
+        documented = set()
+        for path, ops in doc.get("paths", {}).items():
+            for method in ops:
+                documented.add("%s %s" % (method.upper(), path))
+        is_(sorted(served), sorted(documented),
+            "every route the server answers is in the OpenAPI document, and vice versa")
+
+
+def refuse_public_plaintext():
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = write_config(tmp, [])
+        with open(cfg, "a") as f:
+            f.write('http = { listen = "0.0.0.0:%d"; };\n' % free_port())
+        p = subprocess.run([HERALDD, "-c", cfg, "--foreground"], capture_output=True, text=True,
+                           timeout=20, env=herald_env(tmp))
+        ok(p.returncode == 2 and "not loopback" in p.stderr and "tls_cert" in p.stderr,
+           "a non-loopback listen address without TLS is refused at start", lambda: p.stderr)
+
+
+def main():
+    for fn in (main_flow, rate_limit_and_openapi, refuse_public_plaintext):
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception:
+            ok(False, "scenario %s ran to the end" % fn.__name__, traceback.format_exc())
+        diag("%s: %.1f s" % (fn.__name__, time.monotonic() - t0))
+    done_testing()
+
+
+if __name__ == "__main__":
+    main()
