@@ -750,17 +750,19 @@ int main(int argc, char **argv)
                       .store = dm.store, .begin = api_begin, .status = api_status,
                       .draining = &dm.draining, .ctx = &dm};
     dm.api = hr_api_start(dm.cfg, &env, err, sizeof err);
-    if (!dm.api && err[0]) {
+    int api_failed = !dm.api && err[0];
+    if (api_failed)
         hr_log(HERALD_LOG_ERROR, "%s", err);
-        return 2;
-    }
     dm.d = hr_dispatcher_new(dm.cfg, dm.loader, dm.store);
-    hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s",
-           HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path);
-    log_policy(dm.cfg);
+    int rc = 2;
+    if (!api_failed) {
+        hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s",
+               HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path);
+        log_policy(dm.cfg);
+        sd_notify_state("READY=1");
+        rc = run(&dm);
+    }
     free(db);
-    sd_notify_state("READY=1");
-    int rc = run(&dm);
 
     hr_api_stop(dm.api);
     hr_dispatcher_free(dm.d); /* returns unfinished claims to pending */
