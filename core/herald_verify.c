@@ -153,10 +153,12 @@ int cli_verify(cli_ctx *c, int argc, char **argv)
     hr_secret_add(secret);
     unsigned char key[HR_WHSEC_MAX_BYTES];
     size_t keylen = 0;
-    if (!github && hr_whsec_decode(secret, key, &keylen) != 0)
+    if (!github && hr_whsec_decode(secret, key, &keylen) != 0) {
+        free(secret); /* exit paths stay leak-free for the sanitizer runs */
         cli_die("the secret%s%s is not whsec_ followed by base64 of %d to %d bytes",
                 secret_file ? " in " : "", secret_file ? secret_file : "", HR_WHSEC_MIN_BYTES,
                 HR_WHSEC_MAX_BYTES);
+    }
 
     size_t len;
     char *body = read_body(&len);
