@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "route.h"
+#include "secretbox.h"
 #include "store.h"
 
 static const char user_usage[] =
@@ -114,7 +115,25 @@ static void set_addresses(session *ss, const char *user, int argc, char **argv)
             cli_die("'%s' is not an address; use herald prefs or herald group for it", key);
         if (hr_has_ctl(eq + 1))
             cli_die("the value of %s contains control characters (CR, LF, ...); remove them", key);
-        put(ss, user, "addr", key, eq[1] ? eq + 1 : NULL);
+        if (eq[1] && hr_address_is_secret(key)) {
+            /* A credential (a personal token): sealed at rest, bound to the user and key. */
+            char err[1024];
+            char *path = hr_secretbox_config_path(ss->c->cfg, hr_store_path(ss->store));
+            hr_secretbox *box = hr_secretbox_open(path, 1, err, sizeof err);
+            free(path);
+            if (!box)
+                cli_die("%s", err);
+            char *ctx = hr_asprintf("user:%s:addr:%s", user, key);
+            char *sealed = hr_secretbox_seal(box, eq + 1, ctx);
+            free(ctx);
+            hr_secretbox_close(box);
+            if (!sealed)
+                cli_die("cannot seal %s for %s", key, user);
+            put(ss, user, "addr", key, sealed);
+            free(sealed);
+        } else {
+            put(ss, user, "addr", key, eq[1] ? eq + 1 : NULL);
+        }
         free(key);
     }
 }

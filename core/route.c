@@ -11,6 +11,7 @@
 #include <libconfig.h>
 
 #include "route.h"
+#include "secretbox.h"
 #include "store.h"
 #include "webhooks.h"
 
@@ -1294,10 +1295,21 @@ static void user_set_quiet(hr_user *u, const char *value)
     u->quiet = strcmp(action, "drop") == 0 ? HR_QUIET_DROP : HR_QUIET_DEFER;
 }
 
+/* Reading the store's rows: sealed addresses (credentials) are opened with
+ * the key file, found on first need. */
+typedef struct merge_ctx {
+    hr_directory *d;
+    const hr_config *cfg;
+    hr_store *s;
+    hr_secretbox *box;
+    int box_tried;
+} merge_ctx;
+
 static void merge_row(void *ctx, const char *what, const char *a, const char *b, const char *c,
                       const char *v)
 {
-    hr_directory *d = ctx;
+    merge_ctx *m = ctx;
+    hr_directory *d = m->d;
     if (!what || !a)
         return;
     if (!strcmp(what, "user")) {
@@ -1306,9 +1318,9 @@ static void merge_row(void *ctx, const char *what, const char *a, const char *b,
         return;
     }
     if (!strcmp(what, "group")) {
-        hr_user *m = b ? hr_directory_user(d, b) : NULL;
-        if (m)
-            group_add(group_get(d, a, "run time"), (size_t)(m - d->users));
+        hr_user *member = b ? hr_directory_user(d, b) : NULL;
+        if (member)
+            group_add(group_get(d, a, "run time"), (size_t)(member - d->users));
         return;
     }
     hr_user *u = hr_directory_user(d, a);
@@ -1316,7 +1328,25 @@ static void merge_row(void *ctx, const char *what, const char *a, const char *b,
         return; /* preferences of a user removed from the config: kept, unused */
     if (!c || !v)
         return;
-    if (!strcmp(b, "addr")) {
+    if (!strcmp(b, "addr") && hr_secretbox_is_sealed(v)) {
+        char err[512];
+        if (!m->box_tried) {
+            m->box_tried = 1;
+            char *path = hr_secretbox_config_path(m->cfg, hr_store_path(m->s));
+            m->box = hr_secretbox_open(path, 0, err, sizeof err);
+            free(path);
+            if (!m->box)
+                hr_log(HERALD_LOG_ERROR, "users' sealed addresses cannot be opened: %s", err);
+        }
+        char *ctxname = hr_asprintf("user:%s:addr:%s", a, c);
+        char *plain = m->box ? hr_secretbox_open_value(m->box, v, ctxname, err, sizeof err) : NULL;
+        free(ctxname);
+        if (plain)
+            user_set_addr(u, c, plain);
+        else if (m->box)
+            hr_log(HERALD_LOG_ERROR, "user %s: address %s: %s", a, c, err);
+        hr_secretbox_free_value(plain);
+    } else if (!strcmp(b, "addr")) {
         user_set_addr(u, c, v);
     } else if (!strcmp(b, "default") && !strcmp(c, "min_severity")) {
         u->min_sev = severity_of(v);
@@ -1338,7 +1368,7 @@ static void merge_row(void *ctx, const char *what, const char *a, const char *b,
 static void merge_group_row(void *ctx, const char *what, const char *a, const char *b,
                             const char *c, const char *v)
 {
-    hr_directory *d = ctx;
+    hr_directory *d = ((merge_ctx *)ctx)->d;
     if (what && !strcmp(what, "group") && a && b && hr_directory_user(d, b))
         merge_row(ctx, what, a, b, c, v);
 }
@@ -1350,14 +1380,18 @@ static void merge_user_row(void *ctx, const char *what, const char *a, const cha
         merge_row(ctx, what, a, b, c, v);
 }
 
-herald_status hr_directory_merge_store(hr_directory *d, hr_store *s, char *err, size_t errlen)
+herald_status hr_directory_merge_store(hr_directory *d, const hr_config *cfg, hr_store *s,
+                                       char *err, size_t errlen)
 {
-    if (hr_store_directory_each(s, merge_user_row, d) != HERALD_OK ||
-        hr_store_directory_each(s, merge_group_row, d) != HERALD_OK) {
+    merge_ctx m = {.d = d, .cfg = cfg, .s = s};
+    herald_status st = HERALD_OK;
+    if (hr_store_directory_each(s, merge_user_row, &m) != HERALD_OK ||
+        hr_store_directory_each(s, merge_group_row, &m) != HERALD_OK) {
         snprintf(err, errlen, "cannot read users and preferences: %s", hr_store_error(s));
-        return HERALD_E_IO;
+        st = HERALD_E_IO;
     }
-    return HERALD_OK;
+    hr_secretbox_close(m.box);
+    return st;
 }
 
 herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader *l, hr_store *s,
@@ -1368,7 +1402,7 @@ herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader 
     r->dir = hr_directory_new();
     herald_status st = hr_directory_from_config(r->dir, cfg, err, errlen);
     if (st == HERALD_OK && s)
-        st = hr_directory_merge_store(r->dir, s, err, errlen);
+        st = hr_directory_merge_store(r->dir, cfg, s, err, errlen);
     if (st == HERALD_OK)
         st = hr_router_build(&r->router, cfg, l, r->dir, err, errlen);
     if (st == HERALD_OK && s)

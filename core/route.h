@@ -212,8 +212,8 @@ typedef struct hr_routing {
 herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader *l,
                               struct hr_store *s, char *err, size_t errlen);
 /* The store's run-time users, preferences and groups over d's (as above). */
-herald_status hr_directory_merge_store(hr_directory *d, struct hr_store *s, char *err,
-                                       size_t errlen);
+herald_status hr_directory_merge_store(hr_directory *d, const hr_config *cfg, struct hr_store *s,
+                                       char *err, size_t errlen);
 void hr_routing_free(hr_routing *r);
 
 #endif

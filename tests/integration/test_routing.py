@@ -126,6 +126,12 @@ def prefs_cli():
         is_(j.get("addresses"), {"gotify_token": "***"},
             "user set email= removed only that address; the token is shown as ***", res.describe)
         ok(TC not in res.out, "the token itself is never printed")
+        import sqlite3
+        db = sqlite3.connect(str(Path(tmp) / "q.db"))
+        dump = "\n".join(db.iterdump())
+        db.close()
+        ok(TC not in dump and "hs1:" in dump,
+           "a personal token is sealed at rest (AES-256-GCM), not stored in the clear")
         res = run(tmp, ["-c", cfg, "group", "list", "--json"])
         is_(res.json().get("ops"), ["alice", "bob", "carol"],
             "group: config members plus the run-time one", res.describe)
