@@ -552,6 +552,7 @@ static int parse_targets(config_setting_t *s, const hr_router *r, const hr_direc
             }
             t->kind = HR_T_GROUP;
             t->name = hr_strdup(nm + 1);
+            t->at = (size_t)(hr_directory_group(dir, nm + 1) - dir->groups);
         } else if (router_channel(r, nm)) {
             if (hr_directory_user(dir, nm)) {
                 snprintf(why, whylen, "'%s' is both a channel and a user; rename one", nm);
@@ -563,6 +564,7 @@ static int parse_targets(config_setting_t *s, const hr_router *r, const hr_direc
         } else if (hr_directory_user(dir, nm)) {
             t->kind = HR_T_USER;
             t->name = hr_strdup(nm);
+            t->at = (size_t)(hr_directory_user(dir, nm) - dir->users);
         } else {
             snprintf(why, whylen, "'%s' is no channel, user or @group; define it or fix the "
                      "name", nm);
@@ -1093,13 +1095,15 @@ static void apply_route(hr_decisions *out, const hr_router *r, const hr_director
             }
             decide(out, &d);
         } else if (t->kind == HR_T_USER) {
-            const hr_user *u = hr_directory_user(dir, t->name);
+            const hr_user *u = t->at < dir->nusers && !strcmp(dir->users[t->at].name, t->name)
+                                   ? &dir->users[t->at] : hr_directory_user(dir, t->name);
             if (u)
                 reach_user(out, r, rt, u, ev, now_ms);
             else
                 note(out, "%s: user %s no longer exists", rt->name, t->name);
         } else {
-            const hr_group *g = hr_directory_group(dir, t->name);
+            const hr_group *g = t->at < dir->ngroups && !strcmp(dir->groups[t->at].name, t->name)
+                                    ? &dir->groups[t->at] : hr_directory_group(dir, t->name);
             for (size_t k = 0; g && k < g->n; k++)
                 reach_user(out, r, rt, &dir->users[g->members[k]], ev, now_ms);
             if (!g)

@@ -102,6 +102,7 @@ typedef enum hr_target_kind { HR_T_CHANNEL, HR_T_USER, HR_T_GROUP } hr_target_ki
 typedef struct hr_target {
     hr_target_kind kind;
     char *name; /* channel, user or group name (without '@') */
+    size_t at;  /* user or group index when the router was built: a hint, checked by name */
 } hr_target;
 
 typedef struct hr_route {
