@@ -34,6 +34,8 @@ int cli_stats(cli_ctx *c, int argc, char **argv);
 int cli_channel(cli_ctx *c, int argc, char **argv);
 /* The queue database when it exists already (run-time users live there), else NULL. */
 struct hr_store *cli_existing_store(cli_ctx *c);
+/* Load the configuration and open the queue database, or die saying why. */
+struct hr_store *cli_open_store(cli_ctx *c);
 int cli_route(cli_ctx *c, int argc, char **argv);
 int cli_explain(cli_ctx *c, int argc, char **argv);
 int cli_user(cli_ctx *c, int argc, char **argv);

@@ -33,23 +33,20 @@ static int b64val(int c)
     return c == '+' ? 62 : c == '/' ? 63 : -1;
 }
 
-void *hr_base64_decode(const char *text, size_t *len)
+long hr_base64_decode_into(const char *s, size_t n, unsigned char *out, size_t cap)
 {
-    size_t n = strlen(text);
-    while (n && text[n - 1] == '=')
-        n--;
-    if (n % 4 == 1 || strlen(text) - n > 2)
-        return NULL;
-    unsigned char *out = hr_malloc(n * 3 / 4 + 1);
-    size_t o = 0;
+    size_t data = n;
+    while (data && n - data < 2 && s[data - 1] == '=')
+        data--;
+    if (data % 4 == 1 || (data != n && n % 4 != 0) || data * 3 / 4 > cap)
+        return -1;
     unsigned acc = 0;
     int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val((unsigned char)text[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
+    size_t o = 0;
+    for (size_t i = 0; i < data; i++) {
+        int v = b64val((unsigned char)s[i]);
+        if (v < 0)
+            return -1;
         acc = (acc << 6) | (unsigned)v;
         bits += 6;
         if (bits >= 8) {
@@ -58,10 +55,37 @@ void *hr_base64_decode(const char *text, size_t *len)
             acc &= (1u << bits) - 1;
         }
     }
-    out[o] = 0;
+    if (acc != 0)
+        return -1;
+    return (long)o;
+}
+
+void *hr_base64_decode(const char *text, size_t *len)
+{
+    size_t n = strlen(text);
+    unsigned char *out = hr_malloc(n * 3 / 4 + 1);
+    long got = hr_base64_decode_into(text, n, out, n * 3 / 4 + 1);
+    if (got < 0) {
+        free(out);
+        return NULL;
+    }
+    out[got] = 0;
     if (len)
-        *len = o;
+        *len = (size_t)got;
     return out;
+}
+
+void hr_sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
 }
 
 long long hr_parse_retry_after(const char *value, long long now_ms)

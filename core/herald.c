@@ -149,6 +149,18 @@ void cli_load(cli_ctx *c, int allow_missing)
 }
 
 #ifndef HERALD_FRONT
+hr_store *cli_open_store(cli_ctx *c)
+{
+    char err[1024];
+    cli_load(c, 0);
+    char *db = hr_config_database(c->cfg, err, sizeof err);
+    hr_store *s = NULL;
+    if (!db || hr_store_open(db, &s, err, sizeof err) != HERALD_OK)
+        cli_die("cannot open the queue: %s", err);
+    free(db);
+    return s;
+}
+
 hr_store *cli_existing_store(cli_ctx *c)
 {
     char err[1024];

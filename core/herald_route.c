@@ -211,13 +211,7 @@ int cli_explain(cli_ctx *c, int argc, char **argv)
     if (optind != argc - 1)
         cli_die("explain needs one EVENT_ID (herald send -p prints it; herald log lists them)");
     const char *id = argv[optind];
-    cli_load(c, 0);
-    char err[1024];
-    char *db = hr_config_database(c->cfg, err, sizeof err);
-    hr_store *s = NULL;
-    if (!db || hr_store_open(db, &s, err, sizeof err) != HERALD_OK)
-        cli_die("cannot open the queue: %s", err);
-    free(db);
+    hr_store *s = cli_open_store(c);
     char *trail = NULL;
     if (hr_store_trail(s, id, &trail) != HERALD_OK)
         cli_die("%s; herald log lists the events it knows", hr_store_error(s));

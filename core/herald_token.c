@@ -21,19 +21,6 @@ static const char token_usage[] =
     "user:NAME (that person's own preferences). A token sees only its tenant's data\n"
     "(default: the tenant the CLI and the configuration use, \"default\").\n";
 
-static void sha256_hex(const char *s, char out[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 static int valid_word(const char *s, size_t max)
 {
     size_t n = strlen(s);
@@ -55,18 +42,6 @@ static int valid_scopes(const char *scopes)
                (!strncmp(s, "user:", 5) && valid_word(s + 5, 64));
     free(copy);
     return good;
-}
-
-static hr_store *open_store(cli_ctx *c)
-{
-    char err[1024];
-    cli_load(c, 0);
-    char *db = hr_config_database(c->cfg, err, sizeof err);
-    hr_store *s = NULL;
-    if (!db || hr_store_open(db, &s, err, sizeof err) != HERALD_OK)
-        cli_die("cannot open the queue: %s", err);
-    free(db);
-    return s;
 }
 
 int cli_token(cli_ctx *c, int argc, char **argv)
@@ -124,9 +99,9 @@ int cli_token(cli_ctx *c, int argc, char **argv)
         hr_token_row t = {.name = (char *)name, .scopes = (char *)scopes, .tenant = (char *)tenant};
         snprintf(t.id, sizeof t.id, "%s", id);
         char hash[65];
-        sha256_hex(full, hash);
+        hr_sha256_hex(full, hash);
         t.hash = hash;
-        hr_store *s = open_store(c);
+        hr_store *s = cli_open_store(c);
         if (hr_store_token_add(s, &t) != HERALD_OK)
             cli_die("cannot store the token: %s", hr_store_error(s));
         hr_store_close(s);
@@ -145,7 +120,7 @@ int cli_token(cli_ctx *c, int argc, char **argv)
         return 0;
     }
     if (!strcmp(sub, "list")) {
-        hr_store *s = open_store(c);
+        hr_store *s = cli_open_store(c);
         hr_token_row *t = NULL;
         size_t nt = 0;
         if (hr_store_tokens(s, &t, &nt) != HERALD_OK)
@@ -174,7 +149,7 @@ int cli_token(cli_ctx *c, int argc, char **argv)
     if (!strcmp(sub, "revoke")) {
         if (argc < 3)
             cli_die("token revoke needs an ID or NAME; herald token list lists them");
-        hr_store *s = open_store(c);
+        hr_store *s = cli_open_store(c);
         int found;
         if (hr_store_token_revoke(s, argv[2], &found) != HERALD_OK)
             cli_die("%s", hr_store_error(s));

@@ -51,11 +51,7 @@ static void open_session(session *ss, cli_ctx *c)
 {
     char err[1024];
     ss->c = c;
-    cli_load(c, 0);
-    char *db = hr_config_database(c->cfg, err, sizeof err);
-    if (!db || hr_store_open(db, &ss->store, err, sizeof err) != HERALD_OK)
-        cli_die("cannot open the queue: %s", err);
-    free(db);
+    ss->store = cli_open_store(c);
     if (hr_routing_load(&ss->routing, c->cfg, c->loader, ss->store, err, sizeof err) != HERALD_OK)
         cli_die("%s", err);
 }

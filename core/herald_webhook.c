@@ -43,11 +43,7 @@ static void wopen(wsession *ws, cli_ctx *c, int create_key)
 {
     char err[1024];
     ws->c = c;
-    cli_load(c, 0);
-    char *db = hr_config_database(c->cfg, err, sizeof err);
-    if (!db || hr_store_open(db, &ws->store, err, sizeof err) != HERALD_OK)
-        cli_die("cannot open the queue: %s", err);
-    free(db);
+    ws->store = cli_open_store(c);
     if (!(ws->box = hr_webhook_box(c->cfg, ws->store, create_key, err, sizeof err)))
         cli_die("%s", err);
 }

@@ -128,19 +128,6 @@ static enum MHD_Result send_answer(req *r)
 
 /* ---- tokens: "hrd_<id>_<secret>", stored as the SHA-256 of the whole ---- */
 
-static void sha256_hex(const char *s, char out[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 static void tokens_refresh(hr_api *api)
 {
     long long now = hr_now_ms();
@@ -177,7 +164,7 @@ static const hr_token_row *token_of(hr_api *api, const char *header)
     if (!sep || sep - id > 20)
         return NULL;
     char want[65];
-    sha256_hex(tok, want);
+    hr_sha256_hex(tok, want);
     for (size_t i = 0; i < api->ntokens; i++) {
         const hr_token_row *t = &api->tokens[i];
         if (strlen(t->id) == (size_t)(sep - id) && !strncmp(t->id, id, (size_t)(sep - id)) &&

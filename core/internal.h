@@ -38,9 +38,15 @@ int hr_utf8_valid(const char *s, size_t n);
 /* 1 when s contains CR, LF or any other control character except TAB. */
 int hr_has_ctl(const char *s);
 char *hr_base64(const void *data, size_t len);
-/* Standard base64, '=' padding optional; NULL when not base64. hr_malloc'd,
- * NUL-terminated past *len. */
+/* Strict standard base64: padding may be left out but, when present, must make
+ * the length a multiple of 4, and the unused low bits must be zero, so every
+ * value has one spelling. _into: the decoded length, or -1 when s[0..n) is not
+ * base64 or does not fit cap. hr_base64_decode: hr_malloc'd and NUL-terminated
+ * past *len, or NULL. */
+long hr_base64_decode_into(const char *s, size_t n, unsigned char *out, size_t cap);
 void *hr_base64_decode(const char *text, size_t *len);
+/* SHA-256 of s as 64 lowercase hex digits. */
+void hr_sha256_hex(const char *s, char out[65]);
 
 long long hr_now_ms(void);
 /* Unix ms -> "2026-11-22T08:00:00.000Z" into out (at least 25 bytes). */

@@ -2,6 +2,8 @@
  * libherald functions receivers call to verify them. */
 #include "config.h"
 
+#include <ctype.h>
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,45 +65,9 @@ static int hmac_sha256(const void *key, size_t keylen, const part *parts, size_t
     return ok ? 0 : -1;
 }
 
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Strict standard base64 of s[0..n): padding may be left out but, when present, must make
- * the length a multiple of 4, and the unused low bits must be zero, so every key has one
- * spelling. Returns the decoded length, or -1 when s is not base64 or does not fit. */
 static long b64_decode(const char *s, size_t n, unsigned char *out, size_t cap)
 {
-    size_t data = n;
-    while (data && n - data < 2 && s[data - 1] == '=')
-        data--;
-    if (data % 4 == 1 || (data != n && n % 4 != 0) || data * 3 / 4 > cap)
-        return -1;
-    unsigned acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < data; i++) {
-        int v = b64val((unsigned char)s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return -1;
-    return (long)o;
+    return hr_base64_decode_into(s, n, out, cap);
 }
 
 char *hr_whsec_generate(void)
@@ -211,7 +177,7 @@ static int v1_shape(const char *s, size_t n)
     if (n != MAC_B64_LEN || s[n - 1] != '=')
         return 0;
     for (size_t i = 0; i + 1 < n; i++)
-        if (b64val((unsigned char)s[i]) < 0)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '+' && s[i] != '/')
             return 0;
     return 1;
 }
