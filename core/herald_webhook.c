@@ -76,25 +76,11 @@ static void load_plain(wsession *ws, const char *which, hr_webhook *w)
     hr_webhook_rows_free(row, 1);
 }
 
-static void save(wsession *ws, const hr_webhook *w, int create)
+static void save(wsession *ws, hr_webhook *w, int create)
 {
-    hr_webhook_row row;
     char err[1024];
-    if (hr_webhook_to_row(ws->box, w, &row, err, sizeof err) != HERALD_OK)
-        cli_die("%s", err);
-    if (hr_store_webhook_put(ws->store, &row, create) != HERALD_OK)
-        cli_die("cannot store the webhook: %s", hr_store_error(ws->store));
-    hr_webhook_row_clear(&row);
-}
-
-static int valid_globs(const char *s)
-{
-    if (!*s || strlen(s) > 1024)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr("._-*?,", *s)))
-            return 0;
-    return 1;
+    if (hr_webhook_save(ws->store, ws->c->cfg, w, create, err, sizeof err) != HERALD_OK)
+        cli_die("cannot store the webhook: %s", err);
 }
 
 static void set_header(hr_webhook *w, const char *spec)
@@ -166,7 +152,7 @@ static int parse_options(int argc, char **argv, hr_webhook *w, int adding)
             break;
         }
         case O_EVENTS:
-            if (!valid_globs(optarg))
+            if (!hr_webhook_globs_ok(optarg))
                 cli_die("--events '%s': use event types with * wildcards, comma-separated, e.g. "
                         "'vm.*,ansible.failed'", optarg);
             free(w->events);
@@ -250,24 +236,7 @@ static const char *config_opt(int argc, char **argv)
 
 static json_t *webhook_json(wsession *ws, const hr_webhook_row *r)
 {
-    hr_webhook_counters k;
-    hr_store_webhook_counters(ws->store, r->id, &k);
-    long long done = k.succeeded + k.failed;
-    json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:I, s:b, s:o, s:{s:I, s:I, s:I, s:o, s:o, s:o, s:i}}",
-        "id", r->id, "name", r->name, "url", r->url_shown, "events", r->events, "signature",
-        r->signature, "timeout_ms", (json_int_t)r->timeout_ms, "max_attempts",
-        r->max_attempts > 0 ? json_integer(r->max_attempts) : json_null(), "max_payload",
-        (json_int_t)r->payload_max, "enabled", !k.disabled, "disabled_reason",
-        k.disabled_reason ? json_string(k.disabled_reason) : json_null(), "counters", "total",
-        (json_int_t)k.total, "succeeded", (json_int_t)k.succeeded, "failed",
-        (json_int_t)k.failed, "success_rate",
-        done ? json_real((double)k.succeeded / (double)done) : json_null(), "last_success",
-        k.last_success_ms ? json_integer(k.last_success_ms) : json_null(), "last_failure",
-        k.last_failure_ms ? json_integer(k.last_failure_ms) : json_null(),
-        "consecutive_failures", k.consecutive_failures);
-    free(k.disabled_reason);
-    return o;
+    return hr_webhook_json(ws->store, r);
 }
 
 static void print_json(json_t *o)
@@ -313,20 +282,6 @@ static void print_row(wsession *ws, const hr_webhook_row *r, int full)
     json_decref(o);
 }
 
-static void new_id(char *out, size_t len)
-{
-    char uuid[37];
-    hr_new_id(uuid);
-    /* The random tail of a time-ordered id: 16 hex digits. */
-    char hex[17];
-    size_t k = 0;
-    for (size_t i = strlen(uuid); i-- > 0 && k < 16;)
-        if (uuid[i] != '-')
-            hex[15 - k++] = uuid[i];
-    hex[16] = '\0';
-    snprintf(out, len, HR_WEBHOOK_PREFIX "%s", hex);
-}
-
 int cli_webhook(cli_ctx *c, int argc, char **argv)
 {
     int as_json = 0, n = 0;
@@ -353,7 +308,7 @@ int cli_webhook(cli_ctx *c, int argc, char **argv)
         if (!w.name || !w.url || !w.events)
             cli_die("webhook add needs --name, --url and --events; see herald webhook --help");
         wopen(&ws, c, 1);
-        new_id(w.id, sizeof w.id);
+        hr_webhook_new_id(w.id, sizeof w.id);
         w.created_ms = hr_now_ms();
         save(&ws, &w, 1);
         if (as_json)

@@ -496,6 +496,13 @@ static json_t *api_status(void *ctx, const char *id, int *final)
     return event_status(ctx, id, final);
 }
 
+static void refresh_directory(daemon_t *dm, int force);
+
+static void api_changed(void *ctx)
+{
+    refresh_directory(ctx, 1);
+}
+
 static void reload(daemon_t *dm)
 {
     sd_notify_state("RELOADING=1");
@@ -748,7 +755,7 @@ int main(int argc, char **argv)
     refresh_directory(&dm, 1); /* with the store's run-time users now */
     hr_api_env env = {.cfg = &dm.cfg, .loader = &dm.loader, .routing = &dm.routing, .d = &dm.d,
                       .store = dm.store, .begin = api_begin, .status = api_status,
-                      .draining = &dm.draining, .ctx = &dm};
+                      .draining = &dm.draining, .changed = api_changed, .ctx = &dm};
     dm.api = hr_api_start(dm.cfg, &env, err, sizeof err);
     int api_failed = !dm.api && err[0];
     if (api_failed)

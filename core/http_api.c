@@ -15,7 +15,9 @@
 #include <openssl/evp.h>
 
 #include "http_api.h"
+#include "sign.h"
 #include "submit.h"
+#include "webhooks.h"
 
 #define DEFAULT_PORT 8730
 #define DEFAULT_MAX_BODY (1024 * 1024)
@@ -243,6 +245,9 @@ static int json_body(req *r, json_t **out)
     return 1;
 }
 
+static void submit(hr_api *api, req *r, const auth *a, herald_event *evp, char **names,
+                   size_t nto, long long wait_ms);
+
 static void post_events(hr_api *api, req *r, const auth *a, char **seg)
 {
     (void)seg;
@@ -295,6 +300,17 @@ static void post_events(hr_api *api, req *r, const auth *a, char **seg)
         answer_error(r, 400, "invalid_query", "wait=%s: use a duration up to 5m, e.g. 10s", wait);
         return;
     }
+    submit(api, r, a, &ev, names, nto, wait_ms);
+    free(names);
+    json_decref(o);
+}
+
+/* Submit ev (taken) in the round's transaction; answered after the commit. */
+static void submit(hr_api *api, req *r, const auth *a, herald_event *evp, char **names,
+                   size_t nto, long long wait_ms)
+{
+    herald_event ev = *evp;
+    char err[1024];
     ev.tenant = hr_strdup(a->tok->tenant);
     int dup = 0;
     herald_status st = HERALD_E_IO;
@@ -303,8 +319,6 @@ static void post_events(hr_api *api, req *r, const auth *a, char **seg)
                        *api->env.d, &ev, names, nto, &dup, err, sizeof err);
     else
         snprintf(err, sizeof err, "cannot start a transaction: %s", hr_store_error(api->env.store));
-    free(names);
-    json_decref(o);
     if (st != HERALD_OK) {
         int code = st == HERALD_E_TOO_LARGE ? 413
                    : st == HERALD_E_IO      ? 503
@@ -560,6 +574,354 @@ static void get_openapi(hr_api *api, req *r, const auth *a, char **seg)
     answer(r, 200, hr_strdup(openapi_json), NULL);
 }
 
+/* ---- webhook subscriptions ---- */
+
+/* The tenant's subscription with this id; 404 for another tenant's. */
+static hr_webhook_row *tenant_webhook(hr_api *api, req *r, const auth *a, const char *id)
+{
+    hr_webhook_row *rows = NULL;
+    size_t n = 0;
+    if (!hr_webhook_is_id(id) || hr_store_webhooks(api->env.store, id, &rows, &n) != HERALD_OK ||
+        n != 1 || strcmp(rows[0].tenant ? rows[0].tenant : "default", a->tok->tenant) ||
+        strcmp(rows[0].id, id)) {
+        hr_webhook_rows_free(rows, n);
+        answer_error(r, 404, "not_found", "no webhook %s", id);
+        return NULL;
+    }
+    return rows;
+}
+
+/* Apply the JSON fields of a create or update to w; 0 (answered 422) when one is bad. */
+static int webhook_fields(req *r, json_t *o, hr_webhook *w, int creating, int *generated)
+{
+    const char *bad = NULL;
+    json_t *v;
+    *generated = 0;
+    if ((v = json_object_get(o, "name"))) {
+        const char *s = json_string_value(v);
+        if (!s || !*s || strlen(s) > 64 || hr_has_ctl(s))
+            bad = "name must be 1 to 64 printable characters";
+        else
+            free(w->name), w->name = hr_strdup(s);
+    }
+    if (!bad && (v = json_object_get(o, "url"))) {
+        const char *s = json_string_value(v);
+        hr_url u;
+        char why[256];
+        if (!s || hr_has_ctl(s) || hr_url_split(s, &u, why, sizeof why) != HERALD_OK) {
+            bad = "url must be an http:// or https:// URL";
+        } else {
+            if (strcmp(u.scheme, "http") && strcmp(u.scheme, "https"))
+                bad = "url must be an http:// or https:// URL";
+            hr_url_free(&u);
+            if (!bad) {
+                free(w->url), w->url = hr_strdup(s);
+                hr_secret_add(s);
+            }
+        }
+    }
+    if (!bad && (v = json_object_get(o, "events"))) {
+        hr_buf b = {0};
+        if (json_is_string(v)) {
+            hr_buf_adds(&b, json_string_value(v));
+        } else if (json_is_array(v)) {
+            size_t i;
+            json_t *g;
+            json_array_foreach(v, i, g) hr_buf_addf(&b, "%s%s", i ? "," : "",
+                                                    json_is_string(g) ? json_string_value(g) : "!");
+        }
+        hr_buf_add(&b, "", 1);
+        if (!b.data || !hr_webhook_globs_ok(b.data)) {
+            bad = "events must be event types with * wildcards, e.g. [\"vm.*\"]";
+            hr_buf_free(&b);
+        } else {
+            free(w->events), w->events = b.data;
+        }
+    }
+    if (!bad && (v = json_object_get(o, "signature"))) {
+        const char *s = json_string_value(v);
+        if (!s || (strcmp(s, "standard") && strcmp(s, "github") && strcmp(s, "both") &&
+                   strcmp(s, "none")))
+            bad = "signature must be standard, github, both or none";
+        else
+            free(w->signature), w->signature = hr_strdup(s);
+    }
+    if (!bad && (v = json_object_get(o, "timeout_s"))) {
+        json_int_t t = json_integer_value(v);
+        if (!json_is_integer(v) || t < 1 || t > 300)
+            bad = "timeout_s must be 1 to 300";
+        else
+            w->timeout_ms = (long long)t * 1000;
+    }
+    if (!bad && (v = json_object_get(o, "max_attempts"))) {
+        json_int_t t = json_integer_value(v);
+        if (!json_is_integer(v) || t < 1 || t > 100)
+            bad = "max_attempts must be 1 to 100";
+        else
+            w->max_attempts = (int)t;
+    }
+    if (!bad && (v = json_object_get(o, "max_payload"))) {
+        json_int_t t = json_integer_value(v);
+        if (!json_is_integer(v) || t < 1024 || t > 64LL * 1024 * 1024)
+            bad = "max_payload must be 1024 to 67108864 bytes";
+        else
+            w->payload_max = t;
+    }
+    if (!bad && (v = json_object_get(o, "headers"))) {
+        const char *k;
+        json_t *hv;
+        if (!json_is_object(v))
+            bad = "headers must be an object of strings";
+        for (size_t i = 0; !bad && i < w->nheaders; i++) {
+            free(w->headers[i].name);
+            hr_secretbox_free_value(w->headers[i].value);
+        }
+        if (!bad) {
+            free(w->headers);
+            w->headers = hr_calloc(json_object_size(v) + 1, sizeof *w->headers);
+            w->nheaders = 0;
+        }
+        if (!bad)
+            json_object_foreach(v, k, hv)
+            {
+                const char *s = json_string_value(hv);
+                if (!s || hr_has_ctl(s) || hr_has_ctl(k) || !*k || strpbrk(k, " :")) {
+                    bad = "headers must map header names to values without control characters";
+                    break;
+                }
+                w->headers[w->nheaders].name = hr_strdup(k);
+                w->headers[w->nheaders++].value = hr_strdup(s);
+                hr_secret_add(s);
+            }
+    }
+    if (!bad && (v = json_object_get(o, "secret"))) {
+        const char *s = json_string_value(v);
+        unsigned char key[HR_WHSEC_MAX_BYTES];
+        size_t keylen = sizeof key;
+        if (s && !strcmp(s, "auto")) {
+            hr_secretbox_free_value(w->secret);
+            w->secret = hr_whsec_generate();
+            *generated = 1;
+        } else if (!s || hr_whsec_decode(s, key, &keylen) != 0) {
+            bad = "secret must be \"auto\" or whsec_ + base64 of 24 to 64 bytes";
+        } else {
+            hr_secretbox_free_value(w->secret);
+            w->secret = hr_strdup(s);
+        }
+    }
+    if (!bad && creating && (!w->name || !w->url || !w->events))
+        bad = "a webhook needs name, url and events";
+    if (!bad && !w->signature)
+        w->signature = hr_strdup("standard");
+    if (!bad && creating && !w->secret && strcmp(w->signature, "none")) {
+        w->secret = hr_whsec_generate();
+        *generated = 1;
+    }
+    if (w->secret)
+        hr_secret_add(w->secret);
+    if (bad)
+        answer_error(r, 422, "invalid_webhook", "%s", bad);
+    return !bad;
+}
+
+static void save_webhook(hr_api *api, req *r, hr_webhook *w, int create, int status,
+                         int generated)
+{
+    char err[1024];
+    herald_status st = hr_webhook_save(api->env.store, *api->env.cfg, w, create, err, sizeof err);
+    if (st == HERALD_E_INVALID) {
+        answer_error(r, 409, "conflict", "%s", err);
+        return;
+    }
+    if (st != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "%s", err);
+        return;
+    }
+    api->env.changed(api->env.ctx);
+    hr_webhook_row *rows = NULL;
+    size_t n = 0;
+    hr_store_webhooks(api->env.store, w->id, &rows, &n);
+    json_t *o = n ? hr_webhook_json(api->env.store, &rows[0]) : json_object();
+    hr_webhook_rows_free(rows, n);
+    if (generated)
+        json_object_set_new(o, "secret", json_string(w->secret)); /* shown once */
+    answer_json(r, status, o);
+}
+
+static void post_webhooks(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)seg;
+    json_t *o;
+    if (!json_body(r, &o))
+        return;
+    hr_webhook w;
+    memset(&w, 0, sizeof w);
+    w.timeout_ms = 10000;
+    w.payload_max = HR_WEBHOOK_PAYLOAD_MAX;
+    w.tenant = hr_strdup(a->tok->tenant);
+    int generated;
+    if (!json_is_object(o))
+        answer_error(r, 422, "invalid_webhook", "the body must be a JSON object");
+    else if (webhook_fields(r, o, &w, 1, &generated))
+        save_webhook(api, r, &w, 1, 201, generated);
+    json_decref(o);
+    hr_webhook_clear(&w);
+}
+
+static void get_webhooks(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)seg;
+    hr_webhook_row *rows = NULL;
+    size_t n = 0;
+    if (hr_store_webhooks(api->env.store, NULL, &rows, &n) != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].tenant ? rows[i].tenant : "default", a->tok->tenant))
+            json_array_append_new(arr, hr_webhook_json(api->env.store, &rows[i]));
+    hr_webhook_rows_free(rows, n);
+    answer_json(r, 200, json_pack("{s:o}", "webhooks", arr));
+}
+
+static void get_webhook(hr_api *api, req *r, const auth *a, char **seg)
+{
+    hr_webhook_row *row = tenant_webhook(api, r, a, seg[3]);
+    if (!row)
+        return;
+    answer_json(r, 200, hr_webhook_json(api->env.store, row));
+    hr_webhook_rows_free(row, 1);
+}
+
+/* The subscription in clear, for changing it. */
+static int open_webhook(hr_api *api, req *r, hr_webhook_row *row, hr_webhook *w)
+{
+    char err[1024];
+    hr_secretbox *box = hr_webhook_box(*api->env.cfg, api->env.store, 0, err, sizeof err);
+    herald_status st = box ? hr_webhook_from_row(box, row, w, err, sizeof err) : HERALD_E_AUTH;
+    hr_secretbox_close(box);
+    if (st != HERALD_OK)
+        answer_error(r, 503, "unavailable", "%s", err);
+    return st == HERALD_OK;
+}
+
+static void patch_webhook(hr_api *api, req *r, const auth *a, char **seg)
+{
+    json_t *o;
+    if (!json_body(r, &o))
+        return;
+    hr_webhook_row *row = tenant_webhook(api, r, a, seg[3]);
+    hr_webhook w;
+    int generated;
+    if (row && !json_is_object(o))
+        answer_error(r, 422, "invalid_webhook", "the body must be a JSON object");
+    else if (row && open_webhook(api, r, row, &w)) {
+        if (webhook_fields(r, o, &w, 0, &generated))
+            save_webhook(api, r, &w, 0, 200, generated);
+        hr_webhook_clear(&w);
+    }
+    hr_webhook_rows_free(row, row ? 1 : 0);
+    json_decref(o);
+}
+
+static void delete_webhook(hr_api *api, req *r, const auth *a, char **seg)
+{
+    hr_webhook_row *row = tenant_webhook(api, r, a, seg[3]);
+    if (!row)
+        return;
+    if (hr_store_webhook_remove(api->env.store, row->id) != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+    } else {
+        api->env.changed(api->env.ctx);
+        answer(r, 204, hr_strdup(""), "text/plain");
+    }
+    hr_webhook_rows_free(row, 1);
+}
+
+static void get_webhook_deliveries(hr_api *api, req *r, const auth *a, char **seg)
+{
+    hr_webhook_row *row = tenant_webhook(api, r, a, seg[3]);
+    if (!row)
+        return;
+    hr_log_filter f = {.state = -1, .channel = row->id, .tenant = a->tok->tenant, .limit = 100};
+    hr_delivery_row *rows = NULL;
+    size_t n = 0;
+    hr_store_log(api->env.store, &f, &rows, &n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        hr_attempt_row *at = NULL;
+        size_t nat = 0;
+        hr_store_attempts(api->env.store, rows[i].id, &at, &nat);
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:s, s:s, s:i, s:I, s:I, s:s}", "id", (json_int_t)rows[i].id,
+                           "event", rows[i].event_id, "type", rows[i].event_type, "state",
+                           hr_dstate_name(rows[i].state), "attempts", rows[i].attempts, "code",
+                           (json_int_t)rows[i].last_code, "latency_ms",
+                           (json_int_t)(nat ? at[nat - 1].duration_ms : 0), "response",
+                           nat && at[nat - 1].excerpt ? at[nat - 1].excerpt : ""));
+        hr_attempt_rows_free(at, nat);
+    }
+    hr_delivery_rows_free(rows, n);
+    hr_webhook_rows_free(row, 1);
+    answer_json(r, 200, json_pack("{s:o}", "deliveries", arr));
+}
+
+static void post_webhook_test(hr_api *api, req *r, const auth *a, char **seg)
+{
+    hr_webhook_row *row = tenant_webhook(api, r, a, seg[3]);
+    if (!row)
+        return;
+    herald_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = hr_strdup("herald.test");
+    ev.title = hr_strdup("herald webhook test");
+    ev.body = hr_strdup("This is a test delivery from herald.");
+    ev.source = hr_strdup("herald");
+    ev.severity = HERALD_SEVERITY_INFO;
+    char *names[] = {row->id, NULL};
+    submit(api, r, a, &ev, names, 1, 0);
+    hr_webhook_rows_free(row, 1);
+}
+
+static void post_webhook_rotate(hr_api *api, req *r, const auth *a, char **seg)
+{
+    long long grace_ms = 24LL * 3600 * 1000;
+    const char *g = query(r, "grace");
+    if (g && (hr_parse_duration(g, &grace_ms) != HERALD_OK || grace_ms > 30LL * 86400 * 1000)) {
+        answer_error(r, 400, "invalid_query", "grace=%s: use a duration up to 30d, e.g. 24h", g);
+        return;
+    }
+    hr_webhook_row *row = tenant_webhook(api, r, a, seg[3]);
+    hr_webhook w;
+    if (!row || !open_webhook(api, r, row, &w)) {
+        hr_webhook_rows_free(row, row ? 1 : 0);
+        return;
+    }
+    hr_webhook_rows_free(row, 1);
+    if (!strcmp(w.signature, "none")) {
+        answer_error(r, 409, "conflict", "webhook %s signs nothing (signature none)", w.id);
+        hr_webhook_clear(&w);
+        return;
+    }
+    hr_secretbox_free_value(w.old_secret);
+    w.old_secret = w.secret;
+    w.old_until_ms = hr_now_ms() + grace_ms;
+    w.secret = hr_whsec_generate();
+    hr_secret_add(w.secret);
+    char err[1024];
+    if (hr_webhook_save(api->env.store, *api->env.cfg, &w, 0, err, sizeof err) != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "%s", err);
+    } else {
+        api->env.changed(api->env.ctx);
+        char until[32];
+        hr_rfc3339(w.old_until_ms, until, sizeof until);
+        answer_json(r, 200, json_pack("{s:s, s:s, s:s}", "id", w.id, "secret", w.secret,
+                                      "old_secret_valid_until", until));
+    }
+    hr_webhook_clear(&w);
+}
+
 typedef struct route {
     const char *method;
     const char *path; /* segments; "{}" matches one */
@@ -574,6 +936,14 @@ static const route routes[] = {
     {"GET", "/v1/deliveries", "read", get_deliveries},
     {"POST", "/v1/deliveries/{id}/retry", "admin", post_retry},
     {"GET", "/v1/channels", "read", get_channels},
+    {"POST", "/v1/webhooks", "admin", post_webhooks},
+    {"GET", "/v1/webhooks", "read", get_webhooks},
+    {"GET", "/v1/webhooks/{id}", "read", get_webhook},
+    {"PATCH", "/v1/webhooks/{id}", "admin", patch_webhook},
+    {"DELETE", "/v1/webhooks/{id}", "admin", delete_webhook},
+    {"GET", "/v1/webhooks/{id}/deliveries", "read", get_webhook_deliveries},
+    {"POST", "/v1/webhooks/{id}/test", "admin", post_webhook_test},
+    {"POST", "/v1/webhooks/{id}/rotate-secret", "admin", post_webhook_rotate},
     {"GET", "/v1/openapi.json", NULL, get_openapi},
     {"GET", "/healthz", NULL, get_healthz},
     {"GET", "/readyz", NULL, get_readyz},

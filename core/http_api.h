@@ -31,6 +31,8 @@ typedef struct hr_api_env {
     /* The deliveries of an event as the socket's wait reply has them. */
     json_t *(*status)(void *ctx, const char *id, int *final);
     int *draining;
+    /* Subscriptions changed through the API: reload routing now. */
+    void (*changed)(void *ctx);
     void *ctx;
 } hr_api_env;
 

@@ -160,6 +160,30 @@ static const char *const migrations[] = {
     "  tenant TEXT NOT NULL,"
     "  created_ms INTEGER NOT NULL,"
     "  revoked_ms INTEGER);",
+    /* 5 -> 6: subscriptions belong to a tenant too; an event reaches only its
+     * own tenant's subscriptions, and names are unique within a tenant only
+     * (a global UNIQUE would tell one tenant another's names exist). */
+    "CREATE TABLE webhooks6 ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  tenant TEXT NOT NULL DEFAULT 'default',"
+    "  name TEXT NOT NULL,"
+    "  url_shown TEXT NOT NULL,"
+    "  events TEXT NOT NULL,"
+    "  sealed TEXT NOT NULL,"
+    "  signature TEXT NOT NULL,"
+    "  timeout_ms INTEGER NOT NULL,"
+    "  max_attempts INTEGER,"
+    "  payload_max INTEGER NOT NULL,"
+    "  body_template TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  UNIQUE (tenant, name));"
+    "INSERT INTO webhooks6 (id, name, url_shown, events, sealed, signature, timeout_ms, "
+    "  max_attempts, payload_max, body_template, created_ms, updated_ms) "
+    "  SELECT id, name, url_shown, events, sealed, signature, timeout_ms, max_attempts, "
+    "  payload_max, body_template, created_ms, updated_ms FROM webhooks;"
+    "DROP TABLE webhooks;"
+    "ALTER TABLE webhooks6 RENAME TO webhooks;",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -2049,6 +2073,7 @@ void hr_webhook_row_clear(hr_webhook_row *w)
     free(w->sealed);
     free(w->signature);
     free(w->body_template);
+    free(w->tenant);
     memset(w, 0, sizeof *w);
 }
 
@@ -2067,8 +2092,8 @@ herald_status hr_store_webhook_put(hr_store *s, const hr_webhook_row *w, int cre
     sqlite3_stmt *q = NULL;
     const char *sql = create
         ? "INSERT INTO webhooks (id, name, url_shown, events, sealed, signature, timeout_ms, "
-          "max_attempts, payload_max, body_template, created_ms, updated_ms) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
+          "max_attempts, payload_max, body_template, created_ms, updated_ms, tenant) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, coalesce(?12, 'default'))"
         : "UPDATE webhooks SET name = ?2, url_shown = ?3, events = ?4, sealed = ?5, "
           "signature = ?6, timeout_ms = ?7, max_attempts = ?8, payload_max = ?9, "
           "body_template = ?10, updated_ms = ?11 WHERE id = ?1";
@@ -2087,6 +2112,8 @@ herald_status hr_store_webhook_put(hr_store *s, const hr_webhook_row *w, int cre
         bind_int(s, q, 9, w->payload_max);
         bind_text(s, q, 10, w->body_template);
         bind_int(s, q, 11, hr_now_ms());
+        if (create)
+            bind_text(s, q, 12, w->tenant);
         int rc = step(s, q);
         if (rc == SQLITE_CONSTRAINT)
             st = fail(s, HERALD_E_INVALID, "a webhook named '%s' exists already; pick another "
@@ -2123,7 +2150,7 @@ herald_status hr_store_webhooks(hr_store *s, const char *id_or_name, hr_webhook_
     *n = 0;
     sqlite3_stmt *q = NULL;
     const char *sql = "SELECT id, name, url_shown, events, sealed, signature, timeout_ms, "
-                      "max_attempts, payload_max, body_template, created_ms, updated_ms "
+                      "max_attempts, payload_max, body_template, created_ms, updated_ms, tenant "
                       "FROM webhooks WHERE ?1 IS NULL OR id = ?1 OR name = ?1 ORDER BY created_ms";
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
         return db_fail(s, "read the webhooks");
@@ -2149,6 +2176,7 @@ herald_status hr_store_webhooks(hr_store *s, const char *id_or_name, hr_webhook_
         w->body_template = col_dup(q, 9);
         w->created_ms = sqlite3_column_int64(q, 10);
         w->updated_ms = sqlite3_column_int64(q, 11);
+        w->tenant = col_dup(q, 12);
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) {

@@ -112,6 +112,7 @@ herald_status hr_store_directory_each(hr_store *s, hr_dir_row_fn fn, void *ctx);
 typedef struct hr_webhook_row {
     char id[40];
     char *name, *url_shown, *events, *sealed, *signature, *body_template;
+    char *tenant; /* NULL: "default" */
     long long timeout_ms, payload_max, created_ms, updated_ms;
     int max_attempts; /* 0: the global retry policy's */
 } hr_webhook_row;

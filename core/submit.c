@@ -31,12 +31,23 @@ static void add_subs(hr_delivery_new **dn, size_t *n, const hr_sub **subs, long 
     }
 }
 
-static int is_sub(const hr_routing *rt, const char *name)
+/* A subscription of the event's own tenant, known to the routing or (just
+ * added, before the routing reloads) to the store. */
+static int is_sub(const hr_routing *rt, hr_store *s, const herald_event *ev, const char *name)
 {
+    const char *tenant = ev->tenant ? ev->tenant : "default";
     for (size_t i = 0; rt && rt->subs && i < rt->subs->n; i++)
         if (strcmp(rt->subs->v[i].id, name) == 0)
-            return 1;
-    return 0;
+            return strcmp(rt->subs->v[i].tenant, tenant) == 0;
+    if (!hr_webhook_is_id(name))
+        return 0;
+    hr_webhook_row *rows = NULL;
+    size_t n = 0;
+    int found = hr_store_webhooks(s, name, &rows, &n) == HERALD_OK && n == 1 &&
+                !strcmp(rows[0].id, name) &&
+                !strcmp(rows[0].tenant ? rows[0].tenant : "default", tenant);
+    hr_webhook_rows_free(rows, n);
+    return found;
 }
 
 static int seen_cb(void *ctx, const char *route, const char *key, long long window_ms,
@@ -150,7 +161,7 @@ herald_status hr_submit(hr_config *cfg, hr_loader *l, const hr_routing *rt, hr_s
             }
             dn[i].channel = HR_ADHOC_CHANNEL;
             dn[i].address = to[i];
-        } else if (is_sub(rt, to[i])) {
+        } else if (is_sub(rt, s, ev, to[i])) {
             dn[i].channel = to[i];
         } else if (!hr_config_channel(cfg, to[i])) {
             snprintf(err, errlen, "no channel '%s' in the configuration", to[i]);

@@ -23,6 +23,7 @@ void hr_webhook_clear(hr_webhook *w)
     free(w->headers);
     free(w->signature);
     free(w->body_template);
+    free(w->tenant);
     memset(w, 0, sizeof *w);
 }
 
@@ -133,6 +134,7 @@ herald_status hr_webhook_from_row(hr_secretbox *box, const hr_webhook_row *row, 
     w->payload_max = row->payload_max;
     w->body_template = row->body_template ? hr_strdup(row->body_template) : NULL;
     w->created_ms = row->created_ms;
+    w->tenant = row->tenant ? hr_strdup(row->tenant) : NULL;
     if (!w->url) {
         hr_webhook_clear(w);
         snprintf(err, errlen, "webhook %s has no URL; remove and add it again", row->id);
@@ -222,6 +224,7 @@ herald_status hr_subs_load(hr_store *s, hr_subs **out, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         hr_sub *x = &subs->v[subs->n++];
         snprintf(x->id, sizeof x->id, "%s", rows[i].id);
+        snprintf(x->tenant, sizeof x->tenant, "%s", rows[i].tenant ? rows[i].tenant : "default");
         x->name = hr_strdup(rows[i].name);
         x->payload_max = rows[i].payload_max;
         x->templated = rows[i].body_template != NULL;
@@ -271,7 +274,7 @@ long hr_subs_for_event(const hr_subs *subs, const herald_event *ev, const hr_sub
     size_t size = 0;
     for (size_t i = 0; i < subs->n; i++) {
         const hr_sub *x = &subs->v[i];
-        if (!hr_sub_matches(x, ev->type))
+        if (strcmp(x->tenant, ev->tenant ? ev->tenant : "default") || !hr_sub_matches(x, ev->type))
             continue;
         if (!x->templated) {
             if (!size) {
@@ -294,3 +297,71 @@ long hr_subs_for_event(const hr_subs *subs, const herald_event *ev, const hr_sub
     return n;
 }
 
+
+json_t *hr_webhook_json(hr_store *s, const hr_webhook_row *r)
+{
+    hr_webhook_counters k;
+    hr_store_webhook_counters(s, r->id, &k);
+    long long done = k.succeeded + k.failed;
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:I, s:b, s:o, s:{s:I, s:I, s:I, s:o, s:o, s:o, s:i}}",
+        "id", r->id, "name", r->name, "url", r->url_shown, "events", r->events, "signature",
+        r->signature, "timeout_ms", (json_int_t)r->timeout_ms, "max_attempts",
+        r->max_attempts > 0 ? json_integer(r->max_attempts) : json_null(), "max_payload",
+        (json_int_t)r->payload_max, "enabled", !k.disabled, "disabled_reason",
+        k.disabled_reason ? json_string(k.disabled_reason) : json_null(), "counters", "total",
+        (json_int_t)k.total, "succeeded", (json_int_t)k.succeeded, "failed",
+        (json_int_t)k.failed, "success_rate",
+        done ? json_real((double)k.succeeded / (double)done) : json_null(), "last_success",
+        k.last_success_ms ? json_integer(k.last_success_ms) : json_null(), "last_failure",
+        k.last_failure_ms ? json_integer(k.last_failure_ms) : json_null(),
+        "consecutive_failures", k.consecutive_failures);
+    free(k.disabled_reason);
+    return o;
+}
+
+void hr_webhook_new_id(char *out, size_t len)
+{
+    char uuid[37];
+    hr_new_id(uuid);
+    /* The random tail of a time-ordered id: 16 hex digits. */
+    char hex[17];
+    size_t k = 0;
+    for (size_t i = strlen(uuid); i-- > 0 && k < 16;)
+        if (uuid[i] != '-')
+            hex[15 - k++] = uuid[i];
+    hex[16] = '\0';
+    snprintf(out, len, HR_WEBHOOK_PREFIX "%s", hex);
+}
+
+int hr_webhook_globs_ok(const char *s)
+{
+    if (!*s || strlen(s) > 1024)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr("._-*?,", *s)))
+            return 0;
+    return 1;
+}
+
+herald_status hr_webhook_save(hr_store *s, const hr_config *cfg, hr_webhook *w, int create,
+                              char *err, size_t errlen)
+{
+    if (create && !w->id[0])
+        hr_webhook_new_id(w->id, sizeof w->id);
+    if (create && !w->created_ms)
+        w->created_ms = hr_now_ms();
+    hr_secretbox *box = hr_webhook_box(cfg, s, 1, err, errlen);
+    if (!box)
+        return HERALD_E_AUTH;
+    hr_webhook_row row;
+    herald_status st = hr_webhook_to_row(box, w, &row, err, errlen);
+    hr_secretbox_close(box);
+    if (st != HERALD_OK)
+        return st;
+    row.tenant = w->tenant ? hr_strdup(w->tenant) : NULL;
+    if ((st = hr_store_webhook_put(s, &row, create)) != HERALD_OK)
+        snprintf(err, errlen, "%s", hr_store_error(s));
+    hr_webhook_row_clear(&row);
+    return st;
+}

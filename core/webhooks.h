@@ -11,6 +11,8 @@
 #ifndef HERALD_WEBHOOKS_H
 #define HERALD_WEBHOOKS_H
 
+#include <jansson.h>
+
 #include "internal.h"
 #include "secretbox.h"
 #include "store.h"
@@ -33,10 +35,21 @@ typedef struct hr_webhook {
     int max_attempts;    /* 0: the global policy's */
     long long payload_max;
     char *body_template;
+    char *tenant; /* NULL: "default" */
     long long created_ms;
 } hr_webhook;
 
 void hr_webhook_clear(hr_webhook *w);
+void hr_webhook_new_id(char *out, size_t len);
+/* Comma-separated event-type globs: lowercase letters, digits, . _ - * ? */
+int hr_webhook_globs_ok(const char *s);
+/* Seal and store w (a new id when create and w has none); err says why not.
+ * HERALD_E_INVALID when the name exists already in the tenant. */
+herald_status hr_webhook_save(hr_store *s, const hr_config *cfg, hr_webhook *w, int create,
+                              char *err, size_t errlen);
+/* The row as JSON with its counters (success rate, last success and failure,
+ * consecutive failures) and whether it is enabled. */
+json_t *hr_webhook_json(hr_store *s, const hr_webhook_row *r);
 int hr_webhook_is_id(const char *name);
 /* "https://host[:port]/…": the URL without path, query or credentials. */
 char *hr_webhook_url_shown(const char *url);
@@ -60,6 +73,7 @@ herald_status hr_webhook_channel(hr_store *s, const hr_config *cfg, hr_loader *l
 
 typedef struct hr_sub {
     char id[40];
+    char tenant[65];
     char *name;
     char **globs;
     size_t nglobs;

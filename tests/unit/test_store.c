@@ -216,7 +216,7 @@ static void test_open(void)
     char *wal = hr_asprintf("%s-wal", path);
     ok(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600, "WAL file is 0600 too");
     free(wal);
-    is_int(q_int(path, "PRAGMA user_version"), 5, "schema version 5");
+    is_int(q_int(path, "PRAGMA user_version"), 6, "schema version 6");
     char *mode = q_text(path, "PRAGMA journal_mode");
     is_str(mode, "wal", "WAL journal mode");
     free(mode);
@@ -273,7 +273,7 @@ static void test_open(void)
             free(path);
             return;
         }
-        is_int(q_int(path, "PRAGMA user_version"), 5, "migrated to version 5");
+        is_int(q_int(path, "PRAGMA user_version"), 6, "migrated to version 6");
         char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                                 "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
                                 "ORDER BY name)");
@@ -299,7 +299,7 @@ static void test_open(void)
     if (st == HERALD_OK)
         hr_store_close(s);
     like(err, path, "refusal names the file");
-    like(err, "version 7 is newer than this herald supports (5)", "refusal names both versions");
+    like(err, "version 7 is newer than this herald supports (6)", "refusal names both versions");
     like(err, "upgrade herald", "refusal names the remedy");
     ok(!strchr(err, '\n'), "refusal is one line");
     is_int(q_int(path, "PRAGMA user_version"), 7, "refused database left alone");
