@@ -5,6 +5,9 @@
     is_(got, want, "thing matches")
     done_testing()          # prints the plan, exits 1 if anything failed
 
+    run_scenarios([scenario_a, scenario_b])   # each one timed; an exception fails a test
+    done_testing()
+
 Output goes to stdout (automake's tap-driver.sh reads it); diagnostics are
 '# ' lines on stdout too, so they end up in the test's .log file.
 """
@@ -12,6 +15,8 @@ Output goes to stdout (automake's tap-driver.sh reads it); diagnostics are
 import difflib
 import json
 import sys
+import time
+import traceback
 
 _count = 0
 _failed = 0
@@ -115,6 +120,23 @@ def like(got, regex, name, diag=None):
     if diag is not None:
         msg += "\n" + (diag() if callable(diag) else str(diag))
     return ok(m, name, msg)
+
+
+def run_scenarios(fns, only=()):
+    """Call each function of fns in turn (only those named in `only`, when it is not empty).
+    One that raises is a failed test "scenario NAME ran to the end" with the traceback; the
+    others go on. Each one's time is a diagnostic. Returns the seconds they took in all."""
+    t_all = time.monotonic()
+    for fn in fns:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception:
+            ok(False, "scenario %s ran to the end" % fn.__name__, traceback.format_exc())
+        diag("%s: %.1f s" % (fn.__name__, time.monotonic() - t0))
+    return time.monotonic() - t_all
 
 
 def bail_out(reason):

@@ -14,14 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
-from taplib import diag, done_testing, is_, like, ok  # noqa: E402
+from taplib import done_testing, is_, like, ok, run_scenarios  # noqa: E402
 from test_queue import (HERALDD, Daemon, herald_env, hook, receiver, run, started,  # noqa: E402
                         wait_until, write_config)
 
@@ -252,13 +251,7 @@ def refuse_public_plaintext():
 
 
 def main():
-    for fn in (main_flow, rate_limit_and_openapi, refuse_public_plaintext):
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:
-            ok(False, "scenario %s ran to the end" % fn.__name__, traceback.format_exc())
-        diag("%s: %.1f s" % (fn.__name__, time.monotonic() - t0))
+    run_scenarios((main_flow, rate_limit_and_openapi, refuse_public_plaintext))
     done_testing()
 
 

@@ -17,95 +17,30 @@ resolved through /etc/hosts. Prints TAP on stdout; every process started
 here is bounded by a timeout and killed by PID in a finally block.
 """
 
-import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "servers"))
 
-from taplib import bail_out, diag, done_testing, is_, like, ok  # noqa: E402
-from receiver import Receiver  # noqa: E402
+from taplib import bail_out, diag, done_testing, is_, like, ok, run_scenarios  # noqa: E402
+from test_queue import Daemon, receiver, run  # noqa: E402
 
 HERALD = os.environ.get("HERALD")
 HERALDD = os.environ.get("HERALDD")
-RUN_TIMEOUT = 30          # seconds for one herald invocation
-RECEIVER_MAX = 120        # receivers stop themselves after this long
-DAEMON_START = 5          # seconds for heraldd to answer a ping
 # A refusal happens before any packet: far below the channels' 10 s timeout,
 # with room for a sanitizer build starting herald.
 FAST = 5.0
-
-# Proxy variables would make libcurl connect to the proxy instead.
-_DROP_ENV = ("HERALD_CONFIG", "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
-             "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
 
 FAST_RETRY = {"schedule": ["200ms"], "max_attempts": 3, "max_age": "1h", "jitter": 0.0}
 
 POLICY_MSG = (r"\Adestination (?P<ip>\S+) is refused by the outbound policy \((?P<why>[^)]*)\); "
               r"allow it with outbound\.allow or the channel's allow if intended\Z")
-
-
-class Result:
-    def __init__(self, argv, rc, out, err, elapsed, timed_out=False):
-        self.argv, self.rc, self.out, self.err = argv, rc, out, err
-        self.elapsed, self.timed_out = elapsed, timed_out
-
-    def describe(self):
-        args = " ".join(self.argv[1:])
-        lines = ["cmd: herald %s" % args,
-                 "exit: %s%s  (%.2fs)" % (self.rc, " TIMED OUT" if self.timed_out else "",
-                                          self.elapsed)]
-        lines += ["stdout: " + l for l in self.out.splitlines()] or ["stdout: (empty)"]
-        lines += ["stderr: " + l for l in self.err.splitlines()] or ["stderr: (empty)"]
-        return "\n".join(lines)
-
-    def json(self):
-        try:
-            v = json.loads(self.out)
-        except ValueError:
-            return {}
-        return v if isinstance(v, dict) else {}
-
-    def delivery(self, i=0):
-        try:
-            d = self.json()["deliveries"][i]
-        except (TypeError, KeyError, IndexError):
-            return {}
-        return d if isinstance(d, dict) else {}
-
-
-def herald_env(tmp):
-    env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
-    env["HOME"] = str(tmp)
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
-                     ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache"),
-                     ("XDG_RUNTIME_DIR", "run")):
-        p = Path(tmp) / sub
-        p.mkdir(mode=0o700, exist_ok=True)
-        env[var] = str(p)
-    return env
-
-
-def run(tmp, args):
-    argv = [HERALD] + list(args)
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(argv, capture_output=True, timeout=RUN_TIMEOUT, env=herald_env(tmp),
-                           cwd=str(tmp), stdin=subprocess.DEVNULL)
-        rc, out, err, to = p.returncode, p.stdout, p.stderr, False
-    except subprocess.TimeoutExpired as e:   # subprocess.run kills the child
-        rc, out, err, to = None, e.stdout or b"", e.stderr or b"", True
-    return Result(argv, rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                  time.monotonic() - t0, to)
 
 
 def _val(v):
@@ -145,10 +80,6 @@ def hook(name, url, **kw):
     ch = {"name": name, "plugin": "webhook", "url": url, "timeout": 10}
     ch.update(kw)
     return ch
-
-
-def receiver(*responses):
-    return Receiver(responses=list(responses) or None, max_seconds=RECEIVER_MAX)
 
 
 def policy_refusal(detail, ip=None, why=None):
@@ -324,58 +255,6 @@ def config_errors():
                res.describe)
 
 
-class Daemon:
-    """heraldd --foreground -v with stderr in a file; always stop() it in finally."""
-
-    def __init__(self, tmp, cfg):
-        self.tmp, self.cfg = tmp, cfg
-        self.sock = str(Path(tmp) / "d.sock")
-        self.log_path = Path(tmp) / "heraldd.stderr"
-        self.proc = None
-        self.logf = None
-
-    def start(self):
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([HERALDD, "-c", self.cfg, "--foreground", "-v"],
-                                     stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
-                                     env=herald_env(self.tmp), cwd=self.tmp)
-        deadline = time.monotonic() + DAEMON_START
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                    s.settimeout(1)
-                    s.connect(self.sock)
-                    s.sendall(b'{"op":"ping"}\n')
-                    if b'"ok":true' in s.recv(4096).replace(b" ", b""):
-                        return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
-
-    def log(self):
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-
-    def describe(self):
-        return "heraldd log:\n" + "\n".join("  " + l for l in self.log().splitlines()[-40:])
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.logf is not None:
-            self.logf.close()
-            self.logf = None
-
-
 @scenario
 def daemon_logs_policy_and_checks_reused_connections():
     # The receiver speaks HTTP/1.1 and keeps connections open: after "open"
@@ -385,7 +264,7 @@ def daemon_logs_policy_and_checks_reused_connections():
         cfg = write_config(tmp, [hook("open", r.url + "/open"),
                                  hook("shut", r.url + "/shut", deny=["127.0.0.1/32"])],
                            outbound={"deny": ["10.0.0.0/8"], "allow": ["10.1.2.0/24"]})
-        dm = Daemon(tmp, cfg)
+        dm = Daemon(tmp, cfg, verbose=True)
         try:
             up = dm.start()
             ok(up, "heraldd starts with an outbound policy", dm.describe)
@@ -419,16 +298,7 @@ def main():
     if not HERALD or not HERALDD:
         bail_out("HERALD and HERALDD must be set (paths of the built herald and heraldd)")
     diag("HERALD=%s HERALDD=%s" % (HERALD, HERALDD))
-    only = set(sys.argv[1:])
-    for fn in SCENARIOS:
-        if only and fn.__name__ not in only:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:
-            ok(False, "scenario %s ran to the end" % fn.__name__, traceback.format_exc())
-        diag("%s: %.1f s" % (fn.__name__, time.monotonic() - t0))
+    run_scenarios(SCENARIOS, set(sys.argv[1:]))
     done_testing()
 
 

@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "servers"))
 
-from taplib import bail_out, diag, done_testing, is_, like, ok  # noqa: E402
+from taplib import bail_out, diag, done_testing, is_, like, ok, run_scenarios  # noqa: E402
 from receiver import Receiver  # noqa: E402
 
 HERALD = os.environ.get("HERALD")
@@ -1220,18 +1219,8 @@ def main():
             bail_out("%s is not an executable file" % p)
     diag("HERALD=%s HERALDD=%s" % (HERALD, HERALDD))
     diag("HERALD_PLUGIN_PATH=%s" % os.environ.get("HERALD_PLUGIN_PATH"))
-    only = set(sys.argv[1:])
-    t_all = time.monotonic()
-    for fn in SCENARIOS:
-        if only and fn.__name__ not in only:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:
-            ok(False, "scenario %s ran to the end" % fn.__name__, traceback.format_exc())
-        diag("%s: %.1f s" % (fn.__name__, time.monotonic() - t0))
-    diag("total: %.1f s" % (time.monotonic() - t_all))
+    total = run_scenarios(SCENARIOS, set(sys.argv[1:]))
+    diag("total: %.1f s" % total)
     done_testing()
 
 

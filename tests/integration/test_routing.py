@@ -12,13 +12,12 @@ import datetime
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
 from gotify import FakeGotify  # noqa: E402
-from taplib import diag, done_testing, is_, like, ok  # noqa: E402
+from taplib import diag, done_testing, is_, like, ok, run_scenarios  # noqa: E402
 from test_queue import Daemon, hook, receiver, run, started, wait_until, write_config  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -259,14 +258,8 @@ def defer_survives_restart():
 
 
 def main():
-    for fn in (route_test_and_check, prefs_cli, routed_delivery, daemon_reloads_users,
-               defer_survives_restart):
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:
-            ok(False, "scenario %s ran to the end" % fn.__name__, traceback.format_exc())
-        diag("%s: %.1f s" % (fn.__name__, time.monotonic() - t0))
+    run_scenarios((route_test_and_check, prefs_cli, routed_delivery, daemon_reloads_users,
+                   defer_survives_restart))
     done_testing()
 
 

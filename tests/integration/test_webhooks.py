@@ -19,12 +19,11 @@ import sqlite3
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
-from taplib import diag, done_testing, is_, like, ok  # noqa: E402
+from taplib import done_testing, is_, like, ok, run_scenarios  # noqa: E402
 from test_queue import Daemon, receiver, run, started, wait_until, write_config  # noqa: E402
 
 outputs = []
@@ -211,13 +210,7 @@ def auto_disable():
 
 
 def main():
-    for fn in (main_flow, auto_disable):
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:
-            ok(False, "scenario %s ran to the end" % fn.__name__, traceback.format_exc())
-        diag("%s: %.1f s" % (fn.__name__, time.monotonic() - t0))
+    run_scenarios((main_flow, auto_disable))
     done_testing()
 
 

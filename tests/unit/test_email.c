@@ -10,24 +10,7 @@
 
 #include "internal.h"
 #include "tap.h"
-
-static hr_plugin *plugin;
-static hr_loader *loader;
-
-static herald_channel *open_url(const char *url, char *err, size_t errlen)
-{
-    herald_channel *ch = NULL;
-    err[0] = '\0';
-    if (hr_channel_open_url(loader, "mail", url, &ch, err, errlen) != HERALD_OK)
-        return NULL;
-    return ch;
-}
-
-static const char *setting(herald_channel *ch, const char *name)
-{
-    hr_setting *v = hr_settings_get(&ch->settings, name);
-    return v ? (v->str ? v->str : v->n ? v->vals[0] : NULL) : NULL;
-}
+#include "plugintest.h"
 
 /* Decode quoted-printable text (soft breaks removed, CRLF -> LF). */
 static char *qp_decode(const char *s, size_t n)
@@ -98,34 +81,20 @@ static herald_result send_msg(herald_channel *ch, herald_message *m, herald_exch
     return res;
 }
 
-static herald_result classify(herald_channel *ch, herald_purpose purpose, long code,
-                              herald_status transport, const char *body)
+/* Feed a synthetic response to interpret(), as the answer to an SMTP transfer. */
+static herald_result classify_smtp(herald_channel *ch, herald_purpose purpose, long code,
+                                   herald_status transport, const char *body)
 {
     herald_exchange ex;
     hr_exchange_init(&ex, purpose);
     hr_host.smtp_request(&ex, "smtp://x/", NULL, 0);
-    herald_response r = {0};
-    r.code = code;
-    r.transport = transport;
-    if (transport != HERALD_OK)
-        snprintf(r.error, sizeof r.error, "simulated");
-    if (body)
-        hr_buf_adds(&r.body, body);
-    herald_result res = {0};
-    plugin->info->interpret(ch->state, NULL, &r, &ex, &res);
-    hr_response_clear(&r);
-    hr_exchange_clear(&ex);
-    return res;
+    return classify_ex(ch, NULL, &ex, response(code, transport, NULL, body));
 }
 
 static void expect(herald_channel *ch, long code, herald_status transport, herald_verdict v,
                    herald_status st, const char *label)
 {
-    herald_result res = classify(ch, HERALD_PURPOSE_SEND, code, transport, NULL);
-    ok(res.set && res.verdict == v && res.status == st, label);
-    if (res.verdict != v || res.status != st)
-        printf("#   got verdict %s status %s (%s)\n", hr_verdict_name(res.verdict),
-               hr_status_name(res.status), res.detail);
+    verdict_is(classify_smtp(ch, HERALD_PURPOSE_SEND, code, transport, NULL), v, st, label);
 }
 
 static void write_file(const char *path, const char *text)
@@ -137,19 +106,12 @@ static void write_file(const char *path, const char *text)
 
 int main(void)
 {
-    if (!getenv("HERALD_PLUGIN_PATH")) {
-        printf("1..0 # SKIP HERALD_PLUGIN_PATH not set (run via make check)\n");
-        return 0;
-    }
     /* No template files: the plugin's built-in templates, unless a test sets a path. */
     setenv("HERALD_TEMPLATE_PATH", "/nonexistent", 1);
-    hr_transport_global_init();
-    loader = hr_loader_new(NULL);
+    int status;
+    if (!plugin_setup("email", "mail", &status))
+        return status;
     char err[1024] = "";
-    if (hr_loader_get(loader, "email", &plugin, err, sizeof err) != HERALD_OK) {
-        printf("Bail out! %s\n", err);
-        return 1;
-    }
 
     /* ---- URL forms ---- */
     herald_channel *ch =
@@ -392,10 +354,10 @@ int main(void)
     expect(ch, 421, HERALD_E_PROTOCOL, HERALD_VERDICT_RETRY, HERALD_E_SERVER, "421 busy: retry");
     expect(ch, 0, HERALD_E_CONNECT, HERALD_VERDICT_RETRY, HERALD_E_CONNECT, "refused: retry");
     expect(ch, 0, HERALD_E_TIMEOUT, HERALD_VERDICT_RETRY, HERALD_E_TIMEOUT, "timeout: retry");
-    res = classify(ch, HERALD_PURPOSE_TEST, 250, HERALD_OK, "250 2.0.0 Ok\r\n");
+    res = classify_smtp(ch, HERALD_PURPOSE_TEST, 250, HERALD_OK, "250 2.0.0 Ok\r\n");
     ok(res.verdict == HERALD_VERDICT_OK && strstr(res.detail, "no mail was sent"),
        "test: NOOP accepted -> ok, says nothing was sent");
-    res = classify(ch, HERALD_PURPOSE_TEST, 535, HERALD_E_AUTH, NULL);
+    res = classify_smtp(ch, HERALD_PURPOSE_TEST, 535, HERALD_E_AUTH, NULL);
     like(res.detail, "check user and password", "test: a wrong password says what to fix");
 
     hr_channel_close(ch);

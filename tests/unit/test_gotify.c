@@ -6,64 +6,33 @@
 
 #include "internal.h"
 #include "tap.h"
+#include "plugintest.h"
 
-static hr_plugin *plugin;
-
-static const char *header(const herald_exchange *ex, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < ex->nheaders; i++)
-        if (!strncmp(ex->headers[i], name, n) && ex->headers[i][n] == ':')
-            return ex->headers[i] + n + 2;
-    return NULL;
-}
-
-/* Feed a synthetic response to interpret(); purpose/step say which request it answers. */
-static herald_result classify(herald_channel *ch, herald_purpose purpose, int steps, long code,
-                              herald_status transport, const char *body)
+/* Feed a synthetic response to interpret(); purpose/steps say which request it answers. */
+static herald_result classify_get(herald_channel *ch, herald_purpose purpose, int steps, long code,
+                                  herald_status transport, const char *body)
 {
     herald_exchange ex;
     hr_exchange_init(&ex, purpose);
     for (int i = 0; i < steps; i++)
         hr_host.http_request(&ex, "GET", "http://x/");
-    herald_response r = {0};
-    r.code = code;
-    r.transport = transport;
-    if (transport != HERALD_OK)
-        snprintf(r.error, sizeof r.error, "simulated");
-    if (body)
-        hr_buf_adds(&r.body, body);
-    herald_result res = {0};
-    plugin->info->interpret(ch->state, NULL, &r, &ex, &res);
-    hr_response_clear(&r);
-    hr_exchange_clear(&ex);
-    return res;
+    return classify_ex(ch, NULL, &ex, response(code, transport, NULL, body));
 }
 
 static void expect(herald_channel *ch, long code, herald_status transport, herald_verdict v,
                    herald_status st, const char *label)
 {
-    herald_result res = classify(ch, HERALD_PURPOSE_SEND, 1, code, transport,
-                                 "{\"error\":\"x\",\"errorCode\":1,\"errorDescription\":\"why\"}");
-    ok(res.set && res.verdict == v && res.status == st, label);
-    if (res.verdict != v || res.status != st)
-        printf("#   got verdict %s status %s (%s)\n", hr_verdict_name(res.verdict),
-               hr_status_name(res.status), res.detail);
+    verdict_is(classify_get(ch, HERALD_PURPOSE_SEND, 1, code, transport,
+                            "{\"error\":\"x\",\"errorCode\":1,\"errorDescription\":\"why\"}"),
+               v, st, label);
 }
 
 int main(void)
 {
-    if (!getenv("HERALD_PLUGIN_PATH")) {
-        printf("1..0 # SKIP HERALD_PLUGIN_PATH not set (run via make check)\n");
-        return 0;
-    }
-    hr_transport_global_init();
-    hr_loader *loader = hr_loader_new(NULL);
+    int status;
+    if (!plugin_setup("gotify", "t", &status))
+        return status;
     char err[1024] = "";
-    if (hr_loader_get(loader, "gotify", &plugin, err, sizeof err) != HERALD_OK) {
-        printf("Bail out! %s\n", err);
-        return 1;
-    }
     herald_channel *ch = NULL;
     if (hr_channel_open_url(loader, "t", "gotifys://push.example.org:8443/gotify/AbC.123", &ch,
                             err, sizeof err) != HERALD_OK)
@@ -124,22 +93,22 @@ int main(void)
     expect(ch, 0, HERALD_E_CONNECT, HERALD_VERDICT_RETRY, HERALD_E_CONNECT, "refused: retry");
     expect(ch, 0, HERALD_E_TIMEOUT, HERALD_VERDICT_RETRY, HERALD_E_TIMEOUT, "timeout: retry");
     expect(ch, 0, HERALD_E_TLS, HERALD_VERDICT_FAILED, HERALD_E_TLS, "TLS failure: failed");
-    res = classify(ch, HERALD_PURPOSE_SEND, 1, 401, HERALD_OK,
-                   "{\"error\":\"Unauthorized\",\"errorCode\":401,\"errorDescription\":"
-                   "\"you need to provide a valid access token\"}");
+    res = classify_get(ch, HERALD_PURPOSE_SEND, 1, 401, HERALD_OK,
+                       "{\"error\":\"Unauthorized\",\"errorCode\":401,\"errorDescription\":"
+                       "\"you need to provide a valid access token\"}");
     like(res.detail, "you need to provide a valid access token",
          "the detail quotes errorDescription");
 
     /* The side-effect-free test: /version answered by Gotify -> the token probe. */
-    res = classify(ch, HERALD_PURPOSE_TEST, 1, 200, HERALD_OK, "{\"version\":\"2.4.0\"}");
+    res = classify_get(ch, HERALD_PURPOSE_TEST, 1, 200, HERALD_OK, "{\"version\":\"2.4.0\"}");
     is_int(res.verdict, HERALD_VERDICT_CONTINUE, "test: Gotify's /version -> probe the token");
-    res = classify(ch, HERALD_PURPOSE_TEST, 1, 200, HERALD_OK, "<html>hello</html>");
+    res = classify_get(ch, HERALD_PURPOSE_TEST, 1, 200, HERALD_OK, "<html>hello</html>");
     is_int(res.status, HERALD_E_PROTOCOL, "test: a /version that is not Gotify's fails");
-    res = classify(ch, HERALD_PURPOSE_TEST, 2, 400, HERALD_OK,
-                   "{\"errorDescription\":\"Field 'message' is required\"}");
+    res = classify_get(ch, HERALD_PURPOSE_TEST, 2, 400, HERALD_OK,
+                       "{\"errorDescription\":\"Field 'message' is required\"}");
     ok(res.verdict == HERALD_VERDICT_OK && strstr(res.detail, "nothing was stored"),
        "test: 400 to {} means the token is good");
-    res = classify(ch, HERALD_PURPOSE_TEST, 2, 401, HERALD_OK, "{}");
+    res = classify_get(ch, HERALD_PURPOSE_TEST, 2, 401, HERALD_OK, "{}");
     is_int(res.status, HERALD_E_AUTH, "test: 401 to {} means a bad token");
 
     hr_channel_close(ch);

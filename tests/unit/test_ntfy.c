@@ -6,157 +6,20 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "internal.h"
 #include "tap.h"
+#include "plugintest.h"
 
 #define TOKEN "tk_AbC123secretXYZ"
 #define MARKER " [...] (truncated by herald)"
-
-static hr_plugin *plugin;
-static hr_loader *loader;
-
-static herald_channel *open_url(const char *url, char *err, size_t errlen)
-{
-    herald_channel *ch = NULL;
-    err[0] = '\0';
-    if (hr_channel_open_url(loader, "n", url, &ch, err, errlen) != HERALD_OK)
-        return NULL;
-    return ch;
-}
-
-/* Open the first channel of a configuration text (settings a URL cannot carry). */
-static herald_channel *open_conf(const char *text, char *err, size_t errlen)
-{
-    char path[] = "/tmp/herald-test-ntfy-XXXXXX";
-    int fd = mkstemp(path);
-    herald_channel *ch = NULL;
-    err[0] = '\0';
-    if (fd < 0)
-        return NULL;
-    if (write(fd, text, strlen(text)) == (ssize_t)strlen(text)) {
-        hr_config *cfg = NULL;
-        if (hr_config_load(path, &cfg, err, errlen) == HERALD_OK && cfg->nchannels > 0)
-            hr_channel_open(loader, &cfg->channels[0], &ch, err, errlen);
-        hr_config_free(cfg);
-    }
-    close(fd);
-    unlink(path);
-    return ch;
-}
-
-static const char *setting(herald_channel *ch, const char *name)
-{
-    hr_setting *v = hr_settings_get(&ch->settings, name);
-    return v ? v->str : NULL;
-}
-
-static const char *header(const herald_exchange *ex, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < ex->nheaders; i++)
-        if (!strncasecmp(ex->headers[i], name, n) && ex->headers[i][n] == ':')
-            return ex->headers[i] + n + 2;
-    return NULL;
-}
-
-static int ends_with(const char *s, const char *tail)
-{
-    size_t a = s ? strlen(s) : 0, b = strlen(tail);
-    return s && a >= b && !strcmp(s + a - b, tail);
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-static json_t *body_json(const herald_exchange *ex)
-{
-    json_error_t jerr;
-    json_t *o = ex->body.data ? json_loads(ex->body.data, 0, &jerr) : NULL;
-    if (!o)
-        printf("#   body is not JSON: %.200s\n", ex->body.data ? ex->body.data : "(none)");
-    return o;
-}
-
-static json_t *send_ev(herald_channel *ch, const herald_event *ev, herald_exchange *ex)
-{
-    herald_message m = {.ev = ev};
-    herald_result res = {0};
-    hr_exchange_init(ex, HERALD_PURPOSE_SEND);
-    herald_status st = plugin->info->send(ch->state, &m, ex, &res);
-    if (st != HERALD_OK)
-        printf("#   send returned %s (%s)\n", hr_status_name(st), res.detail);
-    return body_json(ex);
-}
-
-static herald_response response(long code, herald_status transport, const char *retry_after,
-                                const char *body)
-{
-    herald_response r = {0};
-    r.code = code;
-    r.transport = transport;
-    if (transport != HERALD_OK)
-        snprintf(r.error, sizeof r.error, "simulated");
-    if (retry_after) {
-        r.headers = hr_calloc(1, sizeof *r.headers);
-        r.headers[0].name = hr_strdup("Retry-After");
-        r.headers[0].value = hr_strdup(retry_after);
-        r.nheaders = 1;
-    }
-    if (body)
-        hr_buf_adds(&r.body, body);
-    return r;
-}
-
-/* Feed a synthetic response to interpret() for message m (may be NULL). */
-static herald_result classify_m(herald_channel *ch, const herald_message *m, herald_purpose purpose,
-                                long code, herald_status transport, const char *retry_after,
-                                const char *body)
-{
-    herald_exchange ex;
-    hr_exchange_init(&ex, purpose);
-    hr_host.http_request(&ex, "POST", "https://x/");
-    herald_response r = response(code, transport, retry_after, body);
-    herald_result res = {0};
-    plugin->info->interpret(ch->state, m, &r, &ex, &res);
-    hr_response_clear(&r);
-    hr_exchange_clear(&ex);
-    return res;
-}
-
-static herald_result classify(herald_channel *ch, herald_purpose purpose, long code,
-                              herald_status transport, const char *retry_after, const char *body)
-{
-    return classify_m(ch, NULL, purpose, code, transport, retry_after, body);
-}
-
-static int verdict_is(herald_result res, herald_verdict v, herald_status st, const char *label)
-{
-    int good = ok(res.set && res.verdict == v && res.status == st, label);
-    if (!good)
-        printf("#   got verdict %s status %s (%s)\n", hr_verdict_name(res.verdict),
-               hr_status_name(res.status), res.detail);
-    return good;
-}
 
 static void expect(herald_channel *ch, long code, const char *body, herald_verdict v,
                    herald_status st, const char *label)
 {
     verdict_is(classify(ch, HERALD_PURPOSE_SEND, code, HERALD_OK, NULL, body), v, st, label);
-}
-
-static char *repeat(const char *unit, size_t times)
-{
-    hr_buf b = {0};
-    for (size_t i = 0; i < times; i++)
-        hr_buf_adds(&b, unit);
-    return b.data ? b.data : hr_strdup("");
 }
 
 /* A whole delivery: send(), then interpret() answering 200 to each part; the
@@ -191,17 +54,10 @@ static int deliver_parts(herald_channel *ch, const herald_event *ev, json_t *msg
 
 int main(void)
 {
-    if (!getenv("HERALD_PLUGIN_PATH")) {
-        printf("1..0 # SKIP HERALD_PLUGIN_PATH not set (run via make check)\n");
-        return 0;
-    }
-    hr_transport_global_init();
-    loader = hr_loader_new(NULL);
+    int status;
+    if (!plugin_setup("ntfy", "n", &status))
+        return status;
     char err[1024] = "";
-    if (hr_loader_get(loader, "ntfy", &plugin, err, sizeof err) != HERALD_OK) {
-        printf("Bail out! %s\n", err);
-        return 1;
-    }
 
     /* ---- URL forms ---- */
     herald_channel *ch = open_url("ntfys://" TOKEN "@ntfy.example.org/alerts", err, sizeof err);

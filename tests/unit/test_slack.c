@@ -6,114 +6,16 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "internal.h"
 #include "tap.h"
+#include "plugintest.h"
 
 #define WEBHOOK "https://hooks.slack.com/services/T0001/B0002/XyZsecret42"
 #define BOT_TOKEN "xoxb-1111-2222-SeCrEt"
 #define MARKER "\n_[…] (truncated by herald)_"
-
-static hr_plugin *plugin;
-static hr_loader *loader;
-
-static herald_channel *open_url(const char *url, char *err, size_t errlen)
-{
-    herald_channel *ch = NULL;
-    err[0] = '\0';
-    if (hr_channel_open_url(loader, "s", url, &ch, err, errlen) != HERALD_OK)
-        return NULL;
-    return ch;
-}
-
-/* Open the first channel of a configuration text (settings a URL cannot carry). */
-static herald_channel *open_conf(const char *text, char *err, size_t errlen)
-{
-    char path[] = "/tmp/herald-test-slack-XXXXXX";
-    int fd = mkstemp(path);
-    herald_channel *ch = NULL;
-    err[0] = '\0';
-    if (fd < 0)
-        return NULL;
-    if (write(fd, text, strlen(text)) == (ssize_t)strlen(text)) {
-        hr_config *cfg = NULL;
-        if (hr_config_load(path, &cfg, err, errlen) == HERALD_OK && cfg->nchannels > 0)
-            hr_channel_open(loader, &cfg->channels[0], &ch, err, errlen);
-        hr_config_free(cfg);
-    }
-    close(fd);
-    unlink(path);
-    return ch;
-}
-
-static const char *setting(herald_channel *ch, const char *name)
-{
-    hr_setting *v = hr_settings_get(&ch->settings, name);
-    return v ? v->str : NULL;
-}
-
-static const char *header(const herald_exchange *ex, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < ex->nheaders; i++)
-        if (!strncasecmp(ex->headers[i], name, n) && ex->headers[i][n] == ':')
-            return ex->headers[i] + n + 2;
-    return NULL;
-}
-
-static size_t chars(const char *s)
-{
-    size_t n = 0;
-    for (; s && *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-static int ends_with(const char *s, const char *tail)
-{
-    size_t a = s ? strlen(s) : 0, b = strlen(tail);
-    return s && a >= b && !strcmp(s + a - b, tail);
-}
-
-/* Walk a dotted path ("attachments.0.blocks.1.text.text"); numbers index arrays. */
-static json_t *jget(json_t *v, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *k = strtok_r(buf, ".", &save); k && v; k = strtok_r(NULL, ".", &save)) {
-        if (json_is_array(v))
-            v = json_array_get(v, strtoul(k, NULL, 10));
-        else
-            v = json_object_get(v, k);
-    }
-    return v;
-}
-
-static const char *jstr(json_t *v, const char *path)
-{
-    return json_string_value(jget(v, path));
-}
-
-/* send() for the event; the exchange stays for the caller to inspect and clear. */
-static json_t *send_ev(herald_channel *ch, const herald_event *ev, herald_exchange *ex)
-{
-    herald_message m = {.ev = ev};
-    herald_result res = {0};
-    hr_exchange_init(ex, HERALD_PURPOSE_SEND);
-    herald_status st = plugin->info->send(ch->state, &m, ex, &res);
-    if (st != HERALD_OK)
-        printf("#   send returned %s (%s)\n", hr_status_name(st), res.detail);
-    json_error_t jerr;
-    json_t *o = ex->body.data ? json_loads(ex->body.data, 0, &jerr) : NULL;
-    if (!o)
-        printf("#   body is not JSON: %s\n", ex->body.data ? ex->body.data : "(none)");
-    return o;
-}
 
 /* The blocks of the attachment, and how many sections they hold. */
 static json_t *blocks_of(json_t *o, size_t *nsections)
@@ -151,69 +53,18 @@ static void mrkdwn_is(herald_channel *ch, herald_event *ev, const char *md, cons
     free(got);
 }
 
-/* Feed a synthetic response to interpret(). */
-static herald_result classify(herald_channel *ch, herald_purpose purpose, long code,
-                              herald_status transport, const char *retry_after, const char *body)
-{
-    herald_exchange ex;
-    hr_exchange_init(&ex, purpose);
-    hr_host.http_request(&ex, "POST", "https://x/");
-    herald_response r = {0};
-    r.code = code;
-    r.transport = transport;
-    if (transport != HERALD_OK)
-        snprintf(r.error, sizeof r.error, "simulated");
-    if (retry_after) {
-        r.headers = hr_calloc(1, sizeof *r.headers);
-        r.headers[0].name = hr_strdup("Retry-After");
-        r.headers[0].value = hr_strdup(retry_after);
-        r.nheaders = 1;
-    }
-    if (body)
-        hr_buf_adds(&r.body, body);
-    herald_result res = {0};
-    plugin->info->interpret(ch->state, NULL, &r, &ex, &res);
-    hr_response_clear(&r);
-    hr_exchange_clear(&ex);
-    return res;
-}
-
-static int verdict_is(herald_result res, herald_verdict v, herald_status st, const char *label)
-{
-    int good = ok(res.set && res.verdict == v && res.status == st, label);
-    if (!good)
-        printf("#   got verdict %s status %s (%s)\n", hr_verdict_name(res.verdict),
-               hr_status_name(res.status), res.detail);
-    return good;
-}
-
 static void expect(herald_channel *ch, long code, herald_status transport, const char *body,
                    herald_verdict v, herald_status st, const char *label)
 {
     verdict_is(classify(ch, HERALD_PURPOSE_SEND, code, transport, NULL, body), v, st, label);
 }
 
-static char *repeat(const char *unit, size_t times)
-{
-    hr_buf b = {0};
-    for (size_t i = 0; i < times; i++)
-        hr_buf_adds(&b, unit);
-    return b.data;
-}
-
 int main(void)
 {
-    if (!getenv("HERALD_PLUGIN_PATH")) {
-        printf("1..0 # SKIP HERALD_PLUGIN_PATH not set (run via make check)\n");
-        return 0;
-    }
-    hr_transport_global_init();
-    loader = hr_loader_new(NULL);
+    int status;
+    if (!plugin_setup("slack", "s", &status))
+        return status;
     char err[1024] = "";
-    if (hr_loader_get(loader, "slack", &plugin, err, sizeof err) != HERALD_OK) {
-        printf("Bail out! %s\n", err);
-        return 1;
-    }
 
     /* ---- URL forms ---- */
     herald_channel *hook = open_url("slack://T0001/B0002/XyZsecret42", err, sizeof err);
