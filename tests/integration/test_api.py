@@ -239,6 +239,93 @@ def rate_limit_and_openapi():
             "every route the server answers is in the OpenAPI document, and vice versa")
 
 
+def webhooks_api():
+    import base64
+    import hashlib
+    import hmac
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        cfg, api = setup(tmp, r)
+        adm = token(tmp, cfg, "a-admin", "admin")
+        rd = token(tmp, cfg, "a-read", "read")
+        badm = token(tmp, cfg, "b-admin", "admin", tenant="b")
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "webhooks API daemon"):
+                return
+            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
+            spec = {"name": "crm", "url": r.url + "/crm?k=UrlT0ken", "events": ["vm.*"],
+                    "headers": {"X-Api-Key": "HdrSekrit9"}}
+            is_(api.json("POST", "/v1/webhooks", token=rd, body=spec)[0], 403,
+                "creating needs admin: 403")
+            code, w, _ = api.json("POST", "/v1/webhooks", token=adm, body=spec)
+            is_(code, 201, "POST /v1/webhooks: 201", lambda: str(w))
+            wid, secret = w.get("id", ""), w.get("secret", "")
+            ok(wid.startswith("wh_") and secret.startswith("whsec_"),
+               "the id and, once, the generated secret")
+            is_(api.json("POST", "/v1/webhooks", token=adm, body=spec)[0], 409,
+                "the same name again in the tenant: 409")
+            is_(api.json("POST", "/v1/webhooks", token=badm, body=dict(spec, url=r.url + "/b"))[0],
+                201, "the same name in another tenant: 201 (names are per tenant)")
+            is_(api.json("POST", "/v1/webhooks", token=adm, body={"name": "x", "url": "ftp://x",
+                                                                  "events": "a"})[0],
+                422, "a non-HTTP URL: 422")
+            code, one, _ = api.json("GET", "/v1/webhooks/" + wid, token=rd)
+            ok(code == 200 and "secret" not in one and "UrlT0ken" not in json.dumps(one),
+               "GET /v1/webhooks/{id}: no secret, no URL token", lambda: str(one))
+            code, lst, _ = api.json("GET", "/v1/webhooks", token=badm)
+            is_([x["name"] for x in lst.get("webhooks", [])], ["crm"],
+                "tenant B lists only its own subscription")
+            for method, path in (("GET", "/v1/webhooks/" + wid),
+                                 ("PATCH", "/v1/webhooks/" + wid),
+                                 ("DELETE", "/v1/webhooks/" + wid),
+                                 ("GET", "/v1/webhooks/%s/deliveries" % wid),
+                                 ("POST", "/v1/webhooks/%s/test" % wid),
+                                 ("POST", "/v1/webhooks/%s/rotate-secret" % wid)):
+                code = api.json(method, path, token=badm, body={} if method in ("PATCH",) else None)[0]
+                is_(code, 404, "tenant B: %s %s is 404" % (method, path.replace(wid, "{id}")))
+            code, _, _ = api.json("POST", "/v1/events", token=badm,
+                                  body={"type": "vm.started", "title": "B", "to": [wid]})
+            is_(code, 422, "tenant B cannot send to A's subscription by id")
+            api.json("POST", "/v1/events", token=badm, body={"type": "vm.started", "title": "B"})
+            api.json("POST", "/v1/events", token=adm, body={"type": "vm.started", "title": "A"})
+            ok(wait_until(lambda: any(q["path"] == "/crm" for q in r.requests()), 5),
+               "tenant A's event reaches A's subscription")
+            time.sleep(0.5)
+            crm = [q for q in r.requests() if q["path"] == "/crm"]
+            is_([json.loads(q["body"])["data"]["title"] for q in crm], ["A"],
+                "and tenant B's event of the same type does not")
+            q = crm[0]
+            h = q["headers"]
+            body = base64.b64decode(q["body_b64"])
+            key = base64.b64decode(secret[6:])
+            want = "v1," + base64.b64encode(hmac.new(
+                key, ("%s.%s." % (h["webhook-id"], h["webhook-timestamp"])).encode() + body,
+                hashlib.sha256).digest()).decode()
+            is_(h.get("webhook-signature"), want, "signed with the secret the API returned")
+            is_(h.get("x-api-key"), "HdrSekrit9", "with its header")
+            code, _, _ = api.json("PATCH", "/v1/webhooks/" + wid, token=adm,
+                                  body={"events": ["vm.*", "job.*"], "timeout_s": 5})
+            is_(code, 200, "PATCH /v1/webhooks/{id}: 200")
+            code, rot, _ = api.json("POST", "/v1/webhooks/%s/rotate-secret?grace=1h" % wid,
+                                    token=adm)
+            ok(code == 200 and rot.get("secret", "").startswith("whsec_") and rot["secret"] != secret,
+               "rotate-secret: a new secret", lambda: str(rot))
+            code, t, _ = api.json("POST", "/v1/webhooks/%s/test" % wid, token=adm)
+            is_(code, 202, "POST /v1/webhooks/{id}/test: 202", lambda: str(t))
+            ok(wait_until(lambda: any(x["headers"].get("x-herald-event") == "herald.test"
+                                      for x in r.requests()), 5), "the test event arrives")
+            last = [x for x in r.requests() if x["headers"].get("x-herald-event") == "herald.test"][0]
+            is_(len(last["headers"].get("webhook-signature", "").split(" ")), 2,
+                "during the grace: two signatures")
+            code, ds, _ = api.json("GET", "/v1/webhooks/%s/deliveries" % wid, token=rd)
+            ok(code == 200 and len(ds.get("deliveries", [])) >= 2, "deliveries history",
+               lambda: str(ds))
+            is_(api.json("DELETE", "/v1/webhooks/" + wid, token=adm)[0], 204, "DELETE: 204")
+            is_(api.json("GET", "/v1/webhooks/" + wid, token=adm)[0], 404, "then 404")
+        finally:
+            dm.stop()
+
+
 def refuse_public_plaintext():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write_config(tmp, [])
@@ -251,7 +338,7 @@ def refuse_public_plaintext():
 
 
 def main():
-    run_scenarios((main_flow, rate_limit_and_openapi, refuse_public_plaintext))
+    run_scenarios((main_flow, webhooks_api, rate_limit_and_openapi, refuse_public_plaintext))
     done_testing()
 
 
