@@ -1,5 +1,6 @@
 /* submit.c - load generator for heraldd's socket: pipelines N submit requests on one
- * connection (a writer thread) while reading the replies, and prints what was acknowledged. */
+ * connection (a writer thread) while reading the replies, and prints what was acknowledged.
+ * CHANNELS, when given, is a comma-separated list of channels every event is sent to. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 static int fd;
 static long n;
-static const char *channel;
+static char *to; /* ,"to":["a","b"] or "" */
 
 static double now_s(void)
 {
@@ -24,16 +25,16 @@ static double now_s(void)
 static void *writer(void *arg)
 {
     (void)arg;
-    char *buf = malloc(1 << 20);
+    size_t cap = (1 << 20) + 4096 + strlen(to);
+    char *buf = malloc(cap);
     size_t len = 0;
     for (long i = 0; i < n; i++) {
-        len += (size_t)snprintf(buf + len, 1024,
+        len += (size_t)snprintf(buf + len, cap - len,
                                 "{\"op\":\"submit\",\"event\":{\"type\":\"bench.event\","
                                 "\"title\":\"bench %ld\",\"body\":\"a benchmark notification\","
-                                "\"fields\":{\"seq\":\"%ld\"}}%s%s%s}\n",
-                                i, i, channel ? ",\"to\":[\"" : "", channel ? channel : "",
-                                channel ? "\"]" : "");
-        if (len > (1 << 20) - 1024 || i == n - 1) {
+                                "\"fields\":{\"seq\":\"%ld\"}}%s}\n",
+                                i, i, to);
+        if (len > (1 << 20) || i == n - 1) {
             size_t off = 0;
             while (off < len) {
                 ssize_t w = write(fd, buf + off, len - off);
@@ -55,11 +56,21 @@ static void *writer(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: submit SOCKET N [CHANNEL]\n");
+        fprintf(stderr, "usage: submit SOCKET N [CHANNELS]\n");
         return 2;
     }
     n = atol(argv[2]);
-    channel = argc > 3 ? argv[3] : NULL;
+    to = calloc(1, argc > 3 ? 3 * strlen(argv[3]) + 16 : 1);
+    if (argc > 3) { /* names are [a-z0-9_-]: no escaping needed */
+        char *p = stpcpy(to, ",\"to\":[\"");
+        for (const char *c = argv[3]; *c; c++) {
+            if (*c == ',')
+                p = stpcpy(p, "\",\"");
+            else
+                *p++ = *c;
+        }
+        strcpy(p, "\"]");
+    }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", argv[1]);
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
