@@ -259,13 +259,19 @@ static void post_events(hr_api *api, req *r, const auth *a, char **seg)
         answer_error(r, 422, "invalid_event", "the body must be a JSON object (an event)");
         return;
     }
+    /* "to" is the API's, not the event's: taken out before the event is read. */
+    json_t *to_in = json_incref(json_object_get(o, "to"));
+    json_object_del(o, "to");
     herald_event ev;
     char err[1024];
     if (hr_event_from_json(o, &ev, err, sizeof err) != HERALD_OK) {
+        json_decref(to_in);
         json_decref(o);
         answer_error(r, 422, "invalid_event", "%s", err);
         return;
     }
+    if (to_in)
+        json_object_set_new(o, "to", to_in);
     const char *idem = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (idem && !ev.idempotency_key) {
         if (strlen(idem) > 256 || hr_has_ctl(idem)) {
@@ -922,6 +928,51 @@ static void post_webhook_rotate(hr_api *api, req *r, const auth *a, char **seg)
     hr_webhook_clear(&w);
 }
 
+/* ---- statistics ---- */
+
+static json_t *stats_group_json(const hr_tstats_group *g)
+{
+    json_t *o = json_pack("{s:I, s:I, s:I, s:f, s:I, s:f, s:f}", "processed",
+                          (json_int_t)g->processed, "sent", (json_int_t)g->sent, "failed",
+                          (json_int_t)g->failed, "success_rate", g->success_rate, "attempts",
+                          (json_int_t)g->attempts, "mean_ms", g->mean_ms, "p95_ms", g->p95_ms);
+    return o;
+}
+
+static json_t *stats_groups_json(const hr_tstats_group *v, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, v[i].key, stats_group_json(&v[i]));
+    return o;
+}
+
+static void get_stats(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)seg;
+    long long since = 24LL * 3600 * 1000;
+    const char *v = query(r, "since");
+    if (v && (hr_parse_duration(v, &since) != HERALD_OK || since <= 0)) {
+        answer_error(r, 400, "invalid_query", "since=%s: use a duration such as 1h or 7d", v);
+        return;
+    }
+    long long now = hr_now_ms();
+    hr_tenant_stats t;
+    if (hr_store_tenant_stats(api->env.store, a->tok->tenant, now - since, &t) != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+        return;
+    }
+    char ts[32];
+    hr_rfc3339(now - since, ts, sizeof ts);
+    json_t *o = stats_group_json(&t.total);
+    json_object_set_new(o, "since", json_string(ts));
+    json_object_set_new(o, "by_type", stats_groups_json(t.by_type, t.ntype));
+    json_object_set_new(o, "by_channel", stats_groups_json(t.by_channel, t.nchannel));
+    json_object_set_new(o, "by_source", stats_groups_json(t.by_source, t.nsource));
+    hr_tenant_stats_clear(&t);
+    answer_json(r, 200, o);
+}
+
 typedef struct route {
     const char *method;
     const char *path; /* segments; "{}" matches one */
@@ -944,6 +995,7 @@ static const route routes[] = {
     {"GET", "/v1/webhooks/{id}/deliveries", "read", get_webhook_deliveries},
     {"POST", "/v1/webhooks/{id}/test", "admin", post_webhook_test},
     {"POST", "/v1/webhooks/{id}/rotate-secret", "admin", post_webhook_rotate},
+    {"GET", "/v1/stats", "read", get_stats},
     {"GET", "/v1/openapi.json", NULL, get_openapi},
     {"GET", "/healthz", NULL, get_healthz},
     {"GET", "/readyz", NULL, get_readyz},

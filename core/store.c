@@ -2314,3 +2314,163 @@ char *hr_store_event_tenant(hr_store *s, const char *event_id)
     sqlite3_finalize(q);
     return t;
 }
+
+/* ---- one tenant's statistics ---- */
+
+typedef struct tstats_acc {
+    hr_tstats_group g;
+    long long *dur;
+    size_t ndur, capdur;
+    double sum;
+} tstats_acc;
+
+typedef struct tstats_set {
+    tstats_acc *v;
+    size_t n, cap;
+} tstats_set;
+
+static tstats_acc *tstats_find(tstats_set *set, const char *key)
+{
+    if (!key)
+        key = "";
+    for (size_t i = 0; i < set->n; i++)
+        if (!strcmp(set->v[i].g.key, key))
+            return &set->v[i];
+    if (set->n == set->cap) {
+        set->cap = set->cap ? set->cap * 2 : 8;
+        set->v = hr_realloc(set->v, set->cap * sizeof *set->v);
+    }
+    tstats_acc *a = &set->v[set->n++];
+    memset(a, 0, sizeof *a);
+    a->g.key = hr_strdup(key);
+    return a;
+}
+
+static void tstats_duration(tstats_acc *a, long long ms)
+{
+    if (a->ndur == a->capdur) {
+        a->capdur = a->capdur ? a->capdur * 2 : 16;
+        a->dur = hr_realloc(a->dur, a->capdur * sizeof *a->dur);
+    }
+    a->dur[a->ndur++] = ms;
+    a->sum += (double)ms;
+}
+
+static int tstats_ll_cmp(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int tstats_key_cmp(const void *a, const void *b)
+{
+    return strcmp(((const hr_tstats_group *)a)->key, ((const hr_tstats_group *)b)->key);
+}
+
+/* Finish an accumulator: rates, mean, p95 (nearest rank); frees the durations. */
+static hr_tstats_group tstats_done(tstats_acc *a)
+{
+    hr_tstats_group g = a->g;
+    g.attempts = (long long)a->ndur;
+    g.success_rate = g.processed ? (double)g.sent / (double)g.processed : 0.0;
+    if (a->ndur) {
+        qsort(a->dur, a->ndur, sizeof *a->dur, tstats_ll_cmp);
+        g.mean_ms = a->sum / (double)a->ndur;
+        size_t rank = (95 * a->ndur + 99) / 100;
+        g.p95_ms = (double)a->dur[rank - 1];
+    }
+    free(a->dur);
+    return g;
+}
+
+static hr_tstats_group *tstats_out(tstats_set *set, size_t *n)
+{
+    hr_tstats_group *v = set->n ? hr_malloc(set->n * sizeof *v) : NULL;
+    for (size_t i = 0; i < set->n; i++)
+        v[i] = tstats_done(&set->v[i]);
+    if (set->n)
+        qsort(v, set->n, sizeof *v, tstats_key_cmp);
+    *n = set->n;
+    free(set->v);
+    return v;
+}
+
+herald_status hr_store_tenant_stats(hr_store *s, const char *tenant, long long since_ms,
+                                    hr_tenant_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    static const char *const sql[2] = {
+        "SELECT e.type, d.channel, coalesce(e.source, ''), d.state FROM deliveries d "
+        "JOIN events e ON e.id = d.event_id WHERE e.tenant = ?1 AND d.state IN (2, 3, 4) "
+        "AND d.updated_ms >= ?2",
+        "SELECT e.type, d.channel, coalesce(e.source, ''), a.duration_ms FROM attempts a "
+        "JOIN deliveries d ON d.id = a.delivery_id JOIN events e ON e.id = d.event_id "
+        "WHERE e.tenant = ?1 AND a.started_ms >= ?2",
+    };
+    tstats_set sets[3];
+    memset(sets, 0, sizeof sets);
+    tstats_acc total;
+    memset(&total, 0, sizeof total);
+    herald_status st = HERALD_OK;
+    /* Two reads: one snapshot keeps them consistent with each other. */
+    int own_tx = !s->in_tx && sqlite3_get_autocommit(s->db);
+    if (own_tx && sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, "read statistics");
+    for (int k = 0; k < 2 && st == HERALD_OK; k++) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(s->db, sql[k], -1, &q, NULL) != SQLITE_OK) {
+            st = db_fail(s, "read statistics");
+            sqlite3_finalize(q);
+            break;
+        }
+        s->bind_rc = SQLITE_OK;
+        bind_text(s, q, 1, tenant);
+        bind_int(s, q, 2, since_ms);
+        int rc;
+        while ((rc = step(s, q)) == SQLITE_ROW) {
+            long long v = sqlite3_column_int64(q, 3);
+            tstats_acc *acc[4] = {&total, NULL, NULL, NULL};
+            for (int g = 0; g < 3; g++)
+                acc[g + 1] = tstats_find(&sets[g], (const char *)sqlite3_column_text(q, g));
+            for (int g = 0; g < 4; g++) {
+                if (k == 0) {
+                    acc[g]->g.processed++;
+                    if (v == HR_D_SENT)
+                        acc[g]->g.sent++;
+                    else
+                        acc[g]->g.failed++;
+                } else {
+                    tstats_duration(acc[g], v);
+                }
+            }
+        }
+        if (rc != SQLITE_DONE)
+            st = db_fail(s, "read statistics");
+        sqlite3_finalize(q);
+    }
+    if (own_tx)
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    out->total = tstats_done(&total);
+    out->by_type = tstats_out(&sets[0], &out->ntype);
+    out->by_channel = tstats_out(&sets[1], &out->nchannel);
+    out->by_source = tstats_out(&sets[2], &out->nsource);
+    if (st != HERALD_OK)
+        hr_tenant_stats_clear(out);
+    return st;
+}
+
+static void tstats_free(hr_tstats_group *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].key);
+    free(v);
+}
+
+void hr_tenant_stats_clear(hr_tenant_stats *t)
+{
+    free(t->total.key);
+    tstats_free(t->by_type, t->ntype);
+    tstats_free(t->by_channel, t->nchannel);
+    tstats_free(t->by_source, t->nsource);
+    memset(t, 0, sizeof *t);
+}

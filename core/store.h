@@ -293,4 +293,26 @@ typedef struct hr_stats_row {
 herald_status hr_store_stats(hr_store *s, long long since_ms, hr_stats_row **out, size_t *n);
 void hr_stats_rows_free(hr_stats_row *r, size_t n);
 
+/* Statistics of one tenant's deliveries since since_ms, grouped by event type,
+ * by channel and by source: processed (reached sent, failed or dead since
+ * then), failed (failed or dead), and the durations of every attempt started
+ * since then (mean, and p95 by the nearest rank). Deliveries and attempts are
+ * joined to their events for the tenant. */
+typedef struct hr_tstats_group {
+    char *key; /* NULL for the total */
+    long long processed, sent, failed, attempts;
+    double success_rate; /* sent / processed, 0 when none */
+    double mean_ms, p95_ms;
+} hr_tstats_group;
+
+typedef struct hr_tenant_stats {
+    hr_tstats_group total;
+    hr_tstats_group *by_type, *by_channel, *by_source; /* sorted by key */
+    size_t ntype, nchannel, nsource;
+} hr_tenant_stats;
+
+herald_status hr_store_tenant_stats(hr_store *s, const char *tenant, long long since_ms,
+                                    hr_tenant_stats *out);
+void hr_tenant_stats_clear(hr_tenant_stats *t);
+
 #endif /* HERALD_STORE_H */

@@ -326,6 +326,56 @@ def webhooks_api():
             dm.stop()
 
 
+def stats_and_channels():
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r, receiver("400") as bad:
+        port = free_port()
+        cfg = write_config(tmp, [hook("ops", r.url + "/ops"), hook("bad", bad.url + "/bad")])
+        with open(cfg, "a") as f:
+            f.write('http = { listen = "127.0.0.1:%d"; timeout = 2; };\n' % port)
+        api = Api(port)
+        ta = token(tmp, cfg, "a-writer", "submit,read")
+        tadm = token(tmp, cfg, "a-admin", "admin")
+        tb = token(tmp, cfg, "b-writer", "submit,read", tenant="b")
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "stats daemon"):
+                return
+            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
+            code, st, _ = api.json("GET", "/v1/stats", token=ta)
+            is_((code, st.get("processed"), st.get("by_channel")), (200, 0, {}),
+                "GET /v1/stats with nothing sent: 200, zero", lambda: str(st))
+            for i in range(3):
+                code, body, _ = api.json("POST", "/v1/events?wait=10s", token=ta,
+                                         body={"type": "backup.done", "title": str(i),
+                                               "source": "nas", "to": ["ops"]})
+            is_((code, [d.get("channel") for d in body.get("deliveries", [])]), (200, ["ops"]),
+                "an event with 'to' goes to the channels named only", lambda: str(body))
+            api.json("POST", "/v1/events?wait=10s", token=ta,
+                     body={"type": "disk.full", "title": "x", "source": "db1", "to": ["bad"]})
+            api.json("POST", "/v1/events?wait=10s", token=tb,
+                     body={"type": "b.only", "title": "x", "source": "bsrc", "to": ["ops"]})
+            code, st, _ = api.json("GET", "/v1/stats", token=ta)
+            is_((code, st.get("processed"), st.get("sent"), st.get("failed")), (200, 4, 3, 1),
+                "GET /v1/stats: processed, sent and failed of the tenant", lambda: str(st))
+            is_(round(st.get("success_rate", 0), 2), 0.75, "success rate 3/4")
+            ok(st.get("attempts") == 4 and st.get("p95_ms", -1) >= 0 <= st.get("mean_ms", -1)
+               and "since" in st, "attempts, mean and p95 processing time", lambda: str(st))
+            is_(sorted(st.get("by_type", {})), ["backup.done", "disk.full"], "by event type")
+            is_((st["by_channel"].get("ops", {}).get("sent"),
+                 st["by_channel"].get("bad", {}).get("failed")), (3, 1), "by channel")
+            is_(sorted(st.get("by_source", {})), ["db1", "nas"],
+                "by source; nothing of tenant b", lambda: str(st))
+            code, stb, _ = api.json("GET", "/v1/stats", token=tb)
+            is_((stb.get("processed"), list(stb.get("by_type", {}))), (1, ["b.only"]),
+                "tenant b sees only its own")
+            is_(api.json("GET", "/v1/stats?since=1ms", token=ta)[1].get("processed"), 0,
+                "?since narrows the window")
+            is_(api.json("GET", "/v1/stats?since=never", token=ta)[0], 400, "bad since: 400")
+            is_(api.json("GET", "/v1/stats")[0], 401, "stats needs a token")
+        finally:
+            dm.stop()
+
+
 def refuse_public_plaintext():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write_config(tmp, [])
@@ -338,7 +388,8 @@ def refuse_public_plaintext():
 
 
 def main():
-    run_scenarios((main_flow, webhooks_api, rate_limit_and_openapi, refuse_public_plaintext))
+    run_scenarios((main_flow, webhooks_api, stats_and_channels, rate_limit_and_openapi,
+                   refuse_public_plaintext))
     done_testing()
 
 
