@@ -528,6 +528,45 @@ static void get_channels(hr_api *api, req *r, const auth *a, char **seg)
     answer_json(r, 200, json_pack("{s:o}", "channels", arr));
 }
 
+/* The plugin's side-effect-free test of a configured channel, as `herald test
+ * CHANNEL` runs it. It runs here, on heraldd's thread: nothing else (socket
+ * clients, dispatch, other requests) moves until it is over. Each request it
+ * makes is bounded by the channel's own timeout, and a test makes at most a
+ * few (the channel engine's step limit). */
+static void post_channel_test(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)a;
+    hr_channel_conf *cc = hr_config_channel(*api->env.cfg, seg[3]);
+    if (!cc) {
+        answer_error(r, 404, "not_found", "no channel %s (GET /v1/channels lists them)", seg[3]);
+        return;
+    }
+    char err[1024];
+    herald_channel *ch = NULL;
+    if (hr_channel_open(*api->env.loader, cc, &ch, err, sizeof err) != HERALD_OK) {
+        answer_json(r, 200, json_pack("{s:s, s:s, s:s, s:s}", "channel", seg[3], "verdict",
+                                      "failed", "status", "invalid", "detail", err));
+        return;
+    }
+    herald_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = (char *)"herald.test";
+    ev.severity = HERALD_SEVERITY_INFO;
+    ev.title = (char *)"herald test";
+    ev.body = (char *)"This is a test notification from herald.";
+    ev.source = (char *)"herald";
+    hr_event_stamp(&ev);
+    herald_message m = {.ev = &ev, .address = NULL};
+    hr_outcome out;
+    hr_channel_deliver(ch, &m, HERALD_PURPOSE_TEST, 0, &out);
+    hr_channel_close(ch);
+    answer_json(r, 200, json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "channel", seg[3], "verdict",
+                                  hr_verdict_name(out.verdict), "status",
+                                  hr_status_name(out.status), "code", (json_int_t)out.code,
+                                  "detail", out.detail, "elapsed_ms",
+                                  (json_int_t)out.elapsed_ms));
+}
+
 static void get_healthz(hr_api *api, req *r, const auth *a, char **seg)
 {
     (void)api, (void)a, (void)seg;
@@ -987,6 +1026,7 @@ static const route routes[] = {
     {"GET", "/v1/deliveries", "read", get_deliveries},
     {"POST", "/v1/deliveries/{id}/retry", "admin", post_retry},
     {"GET", "/v1/channels", "read", get_channels},
+    {"POST", "/v1/channels/{name}/test", "admin", post_channel_test},
     {"POST", "/v1/webhooks", "admin", post_webhooks},
     {"GET", "/v1/webhooks", "read", get_webhooks},
     {"GET", "/v1/webhooks/{id}", "read", get_webhook},

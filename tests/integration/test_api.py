@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
 from taplib import done_testing, is_, like, ok, run_scenarios  # noqa: E402
-from test_queue import (HERALDD, Daemon, herald_env, hook, receiver, run, started,  # noqa: E402
-                        wait_until, write_config)
+from test_queue import (HERALDD, Daemon, dead_port, herald_env, hook, receiver, run,  # noqa: E402
+                        started, wait_until, write_config)
 
 
 def free_port():
@@ -329,7 +329,8 @@ def webhooks_api():
 def stats_and_channels():
     with tempfile.TemporaryDirectory() as tmp, receiver("200") as r, receiver("400") as bad:
         port = free_port()
-        cfg = write_config(tmp, [hook("ops", r.url + "/ops"), hook("bad", bad.url + "/bad")])
+        cfg = write_config(tmp, [hook("ops", r.url + "/ops"), hook("bad", bad.url + "/bad"),
+                                 hook("gone", "http://127.0.0.1:%d/x" % dead_port(), timeout=1)])
         with open(cfg, "a") as f:
             f.write('http = { listen = "127.0.0.1:%d"; timeout = 2; };\n' % port)
         api = Api(port)
@@ -372,6 +373,25 @@ def stats_and_channels():
                 "?since narrows the window")
             is_(api.json("GET", "/v1/stats?since=never", token=ta)[0], 400, "bad since: 400")
             is_(api.json("GET", "/v1/stats")[0], 401, "stats needs a token")
+
+            # POST /v1/channels/{name}/test: the plugin's test, no notification sent.
+            before = len(r.requests())
+            code, t, _ = api.json("POST", "/v1/channels/ops/test", token=tadm)
+            is_((code, t.get("channel"), t.get("verdict")), (200, "ops", "ok"),
+                "POST /v1/channels/{name}/test: 200 with the verdict", lambda: str(t))
+            ok(all(k in t for k in ("status", "detail")), "and status and detail")
+            is_(len(r.requests()), before, "the test sent no notification")
+            t0 = time.monotonic()
+            code, t, _ = api.json("POST", "/v1/channels/gone/test", token=tadm)
+            ok(code == 200 and t.get("verdict") in ("retry", "failed") and t.get("detail"),
+               "a channel that cannot be reached: 200 with a failing verdict and why",
+               lambda: str(t))
+            ok(time.monotonic() - t0 < 5, "within the channel's timeout")
+            is_(api.json("POST", "/v1/channels/nope/test", token=tadm)[0], 404,
+                "an unknown channel: 404")
+            is_(api.json("POST", "/v1/channels/ops/test", token=ta)[0], 403,
+                "testing a channel needs admin: 403")
+            is_(api.call("GET", "/healthz")[0], 200, "the daemon answers after the tests")
         finally:
             dm.stop()
 
