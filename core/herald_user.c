@@ -12,6 +12,7 @@
 #include "route.h"
 #include "secretbox.h"
 #include "store.h"
+#include "userprefs.h"
 
 static const char user_usage[] =
     "Usage: herald user add NAME [KEY=VALUE]...\n"
@@ -74,14 +75,7 @@ static hr_user *need_user(session *ss, const char *name)
 
 static int valid_name(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '-' || *s == '_' || *s == '.'))
-            return 0;
-    return 1;
+    return hr_user_name_ok(s);
 }
 
 static int is_channel(session *ss, const char *name)
@@ -99,75 +93,24 @@ static void put(session *ss, const char *user, const char *kind, const char *key
 /* KEY=VALUE address assignments; an empty VALUE removes the run-time value. */
 static void set_addresses(session *ss, const char *user, int argc, char **argv)
 {
+    char err[1024];
     for (int i = 0; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
         if (!eq || eq == argv[i])
             cli_die("'%s' must be KEY=VALUE, e.g. email=alice@example.org", argv[i]);
         char *key = hr_strndup(argv[i], (size_t)(eq - argv[i]));
-        if (!valid_name(key))
-            cli_die("address name '%s': use letters, digits, '-', '_' or '.'", key);
-        if (!strcmp(key, "name") || !strcmp(key, "groups") || !strcmp(key, "min_severity") ||
-            !strcmp(key, "quiet"))
-            cli_die("'%s' is not an address; use herald prefs or herald group for it", key);
-        if (hr_has_ctl(eq + 1))
-            cli_die("the value of %s contains control characters (CR, LF, ...); remove them", key);
-        if (eq[1] && hr_address_is_secret(key)) {
-            /* A credential (a personal token): sealed at rest, bound to the user and key. */
-            char err[1024];
-            char *path = hr_secretbox_config_path(ss->c->cfg, hr_store_path(ss->store));
-            hr_secretbox *box = hr_secretbox_open(path, 1, err, sizeof err);
-            free(path);
-            if (!box)
-                cli_die("%s", err);
-            char *ctx = hr_asprintf("user:%s:addr:%s", user, key);
-            char *sealed = hr_secretbox_seal(box, eq + 1, ctx);
-            free(ctx);
-            hr_secretbox_close(box);
-            if (!sealed)
-                cli_die("cannot seal %s for %s", key, user);
-            put(ss, user, "addr", key, sealed);
-            free(sealed);
-        } else {
-            put(ss, user, "addr", key, eq[1] ? eq + 1 : NULL);
-        }
+        if (hr_user_address_check(key, eq + 1, err, sizeof err) != HERALD_OK)
+            cli_die("%s", err);
+        if (hr_user_address_put(ss->store, ss->c->cfg, user, key, eq + 1, err, sizeof err) !=
+            HERALD_OK)
+            cli_die("%s", err);
         free(key);
     }
 }
 
 static json_t *user_json(const hr_user *u)
 {
-    json_t *addr = json_object();
-    for (size_t i = 0; i < u->naddr; i++)
-        json_object_set_new(addr, u->addr[i].name,
-                            json_string(hr_address_is_secret(u->addr[i].name) ? "***"
-                                                                               : u->addr[i].value));
-    json_t *chans = json_object();
-    for (size_t i = 0; i < u->nchans; i++)
-        json_object_set_new(chans, u->chans[i].channel, json_boolean(u->chans[i].on));
-    json_t *rules = json_array();
-    for (size_t i = 0; i < u->nrules; i++) {
-        const hr_pref_rule *r = &u->rules[i];
-        json_t *o = json_pack("{s:s, s:s, s:b, s:s}", "events", r->events, "channel", r->channel,
-                              "on", r->on, "origin", r->origin);
-        if (r->min_sev >= 0)
-            json_object_set_new(o, "min_severity",
-                                json_string(hr_severity_name((herald_severity)r->min_sev)));
-        json_array_append_new(rules, o);
-    }
-    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", u->name, "origin", u->origin,
-                          "addresses", addr, "channels", chans, "rules", rules);
-    if (u->min_sev >= 0)
-        json_object_set_new(o, "min_severity",
-                            json_string(hr_severity_name((herald_severity)u->min_sev)));
-    if (u->quiet != HR_QUIET_NONE) {
-        char hours[48];
-        snprintf(hours, sizeof hours, "%02d:%02d-%02d:%02d", u->quiet_start / 60,
-                 u->quiet_start % 60, u->quiet_end / 60, u->quiet_end % 60);
-        json_object_set_new(o, "quiet",
-                            json_pack("{s:s, s:s, s:s}", "hours", hours, "tz", u->tz_name,
-                                      "action", u->quiet == HR_QUIET_DROP ? "drop" : "defer"));
-    }
-    return o;
+    return hr_user_json(u);
 }
 
 static void print_json(json_t *o)
@@ -311,29 +254,27 @@ int cli_user(cli_ctx *c, int argc, char **argv)
     return rc;
 }
 
-static int severity_or_die(const char *s)
+static void check_or_die(herald_status st, const char *err)
 {
-    herald_severity sev;
-    if (!hr_severity_parse(s, &sev))
-        cli_die("unknown severity '%s'; use debug, info, notice, warning, error or critical", s);
-    return (int)sev;
+    if (st != HERALD_OK)
+        cli_die("%s", err);
 }
 
 static void prefs_set(session *ss, const char *name, int argc, char **argv)
 {
     /* argv: what follows NAME */
+    char err[1024];
     if (argc >= 1 && !strcmp(argv[0], "default")) {
         if (argc == 2 && !strncmp(argv[1], "min_severity=", 13)) {
             const char *v = argv[1] + 13;
-            if (strcmp(v, "none") != 0)
-                severity_or_die(v);
+            check_or_die(hr_pref_severity_check(v, 1, err, sizeof err), err);
             put(ss, name, "default", "min_severity", v); /* "none": any, over the config's */
             printf("%s: default minimum severity %s\n", name, v);
             return;
         }
         if (argc == 3 && (!strcmp(argv[2], "on") || !strcmp(argv[2], "off"))) {
-            if (!is_channel(ss, argv[1]))
-                cli_die("no channel '%s' in the configuration; herald check lists them", argv[1]);
+            if (hr_pref_channel_check(ss->c->cfg, argv[1], 0, err, sizeof err) != HERALD_OK)
+                cli_die("%s; herald check lists them", err);
             put(ss, name, "channel", argv[1], argv[2]);
             printf("%s: channel %s %s by default\n", name, argv[1], argv[2]);
             return;
@@ -342,21 +283,16 @@ static void prefs_set(session *ss, const char *name, int argc, char **argv)
     }
     if (argc < 3 || argc > 4 || (strcmp(argv[2], "on") && strcmp(argv[2], "off")))
         cli_die("use herald prefs set NAME EVENT_GLOB CHANNEL|* on|off [min_severity=SEV]");
-    const char *glob = argv[0], *channel = argv[1];
-    if (!*glob || strlen(glob) > 128 || hr_has_ctl(glob) || strchr(glob, '\x1f'))
-        cli_die("event glob '%s': use an event type with * wildcards, e.g. 'backup.*'", glob);
-    if (strcmp(channel, "*") && !is_channel(ss, channel))
-        cli_die("no channel '%s' in the configuration; name one (herald check lists them) or *",
-                channel);
-    char value[32];
-    snprintf(value, sizeof value, "%s", argv[2]);
+    const char *glob = argv[0], *channel = argv[1], *min_sev = NULL;
     if (argc == 4) {
-        if (strncmp(argv[3], "min_severity=", 13) || strcmp(argv[2], "on"))
-            cli_die("only an 'on' rule takes min_severity=SEV");
-        snprintf(value, sizeof value, "on:%s",
-                 hr_severity_name((herald_severity)severity_or_die(argv[3] + 13)));
+        if (strncmp(argv[3], "min_severity=", 13))
+            cli_die("use herald prefs set NAME EVENT_GLOB CHANNEL|* on min_severity=SEV");
+        min_sev = argv[3] + 13;
     }
-    char *key = hr_asprintf("%s\x1f%s", glob, channel);
+    char value[32], *key;
+    if (hr_pref_rule_make(ss->c->cfg, glob, channel, !strcmp(argv[2], "on"), min_sev, &key, value,
+                          err, sizeof err) != HERALD_OK)
+        cli_die("%s", err);
     put(ss, name, "rule", key, value);
     free(key);
     printf("%s: %s on %s: %s\n", name, glob, channel, value);
@@ -407,18 +343,9 @@ int cli_prefs(cli_ctx *c, int argc, char **argv)
                     cli_die("unknown option '%s' for prefs quiet; use --tz ZONE, --action "
                             "defer|drop", argv[i]);
             }
-            int start, end;
-            char why[256];
-            if (hr_quiet_parse(argv[3], &start, &end, why, sizeof why) != 0)
+            char *v, why[512];
+            if (hr_pref_quiet_make(argv[3], tz, action, &v, why, sizeof why) != HERALD_OK)
                 cli_die("%s", why);
-            hr_tz *z = hr_tz_load(tz, why, sizeof why);
-            if (!z)
-                cli_die("%s", why);
-            hr_tz_free(z);
-            if (strcmp(action, "defer") && strcmp(action, "drop"))
-                cli_die("--action %s: use defer (hold until the quiet hours end) or drop", action);
-            char *v = hr_asprintf("%02d:%02d-%02d:%02d %s %s", start / 60, start % 60, end / 60,
-                                  end % 60, tz, action);
             put(&ss, name, "quiet", "quiet", v);
             printf("%s: quiet hours %s\n", name, v);
             free(v);

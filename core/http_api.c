@@ -17,6 +17,7 @@
 #include "http_api.h"
 #include "sign.h"
 #include "submit.h"
+#include "userprefs.h"
 #include "webhooks.h"
 
 #define DEFAULT_PORT 8730
@@ -1012,6 +1013,427 @@ static void get_stats(hr_api *api, req *r, const auth *a, char **seg)
     answer_json(r, 200, o);
 }
 
+/* ---- users and their preferences ----
+ *
+ * Users are global (they have no tenant yet): only tokens of the "default"
+ * tenant see them; to any other tenant every user is 404. The scope is admin,
+ * or user:NAME for that person's own. */
+
+static int users_tenant(req *r, const auth *a, const char *name)
+{
+    if (strcmp(a->tok->tenant, "default") != 0) {
+        answer_error(r, 404, "not_found", "no user %s", name);
+        return 0;
+    }
+    return 1;
+}
+
+/* The directory as it is in the config and the store now (not as routing
+ * last loaded it). */
+static hr_directory *directory_now(hr_api *api, req *r)
+{
+    hr_directory *d = hr_directory_new();
+    char err[1024];
+    if (hr_directory_from_config(d, *api->env.cfg, err, sizeof err) != HERALD_OK ||
+        hr_directory_merge_store(d, *api->env.cfg, api->env.store, err, sizeof err) != HERALD_OK) {
+        hr_directory_free(d);
+        answer_error(r, 503, "unavailable", "%s", err);
+        return NULL;
+    }
+    return d;
+}
+
+static json_t *user_out(const hr_directory *d, const hr_user *u)
+{
+    json_t *full = hr_user_json(u), *groups = json_array();
+    for (size_t g = 0; g < d->ngroups; g++)
+        for (size_t k = 0; k < d->groups[g].n; k++)
+            if (&d->users[d->groups[g].members[k]] == u)
+                json_array_append_new(groups, json_string(d->groups[g].name));
+    json_t *o = json_pack("{s:O, s:O, s:O, s:o}", "name", json_object_get(full, "name"), "origin",
+                          json_object_get(full, "origin"), "addresses",
+                          json_object_get(full, "addresses"), "groups", groups);
+    json_decref(full);
+    return o;
+}
+
+/* Store changes, checked before any is made. */
+typedef struct pref_op {
+    char *kind, *key, *value; /* value NULL: remove the run-time value */
+} pref_op;
+
+typedef struct pref_ops {
+    const char *user;
+    pref_op *v;
+    size_t n, cap;
+} pref_ops;
+
+static void ops_add(pref_ops *o, const char *kind, const char *key, const char *value)
+{
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 8;
+        o->v = hr_realloc(o->v, o->cap * sizeof *o->v);
+    }
+    pref_op *p = &o->v[o->n++];
+    p->kind = hr_strdup(kind);
+    p->key = hr_strdup(key);
+    p->value = value ? hr_strdup(value) : NULL;
+}
+
+static void ops_free(pref_ops *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->v[i].kind);
+        free(o->v[i].key);
+        free(o->v[i].value);
+    }
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+/* The run-time preferences of o->user, as removals. */
+static void runtime_row(void *ctx, const char *what, const char *a, const char *b, const char *c,
+                        const char *d)
+{
+    (void)d;
+    pref_ops *o = ctx;
+    if (!strcmp(what, "pref") && a && b && c && !strcmp(a, o->user))
+        ops_add(o, b, c, NULL);
+}
+
+static int runtime_prefs(hr_api *api, req *r, const char *user, pref_ops *out)
+{
+    memset(out, 0, sizeof *out);
+    out->user = user;
+    if (hr_store_directory_each(api->env.store, runtime_row, out) != HERALD_OK) {
+        ops_free(out);
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+        return 0;
+    }
+    return 1;
+}
+
+/* Apply: first the removals of the existing run-time values of `kinds`
+ * (comma-separated, between commas: ",rule,quiet,"), then the changes in
+ * order. Answers 503 and returns 0 when the store fails. */
+static int apply_ops(hr_api *api, req *r, const char *user, const pref_ops *existing,
+                     const char *kinds, const pref_ops *ops)
+{
+    char err[1024];
+    if (!api->env.begin(api->env.ctx)) {
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+        return 0;
+    }
+    for (size_t i = 0; existing && i < existing->n; i++) {
+        char k[32];
+        snprintf(k, sizeof k, ",%s,", existing->v[i].kind);
+        if (strstr(kinds, k) &&
+            hr_store_pref_put(api->env.store, user, existing->v[i].kind, existing->v[i].key,
+                              NULL) != HERALD_OK) {
+            answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < ops->n; i++) {
+        const pref_op *p = &ops->v[i];
+        herald_status st =
+            !strcmp(p->kind, "addr")
+                ? hr_user_address_put(api->env.store, *api->env.cfg, user, p->key, p->value, err,
+                                      sizeof err)
+                : hr_store_pref_put(api->env.store, user, p->kind, p->key, p->value);
+        if (st != HERALD_OK) {
+            answer_error(r, 503, "unavailable", "%s",
+                         strcmp(p->kind, "addr") ? hr_store_error(api->env.store) : err);
+            return 0;
+        }
+    }
+    api->env.changed(api->env.ctx);
+    return 1;
+}
+
+/* Members of a body other than the allowed ones (comma-separated): 422. */
+static int only_members(req *r, json_t *o, const char *allowed, const char *what)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        char want[80];
+        snprintf(want, sizeof want, ",%s,", k);
+        if (strlen(k) > 60 || !strstr(allowed, want)) {
+            answer_error(r, 422, what, "unknown member '%.60s'", k);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void get_user(hr_api *api, req *r, const auth *a, char **seg)
+{
+    if (!users_tenant(r, a, seg[3]))
+        return;
+    hr_directory *d = directory_now(api, r);
+    if (!d)
+        return;
+    hr_user *u = hr_directory_user(d, seg[3]);
+    if (u)
+        answer_json(r, 200, user_out(d, u));
+    else
+        answer_error(r, 404, "not_found", "no user %s", seg[3]);
+    hr_directory_free(d);
+}
+
+static void put_user(hr_api *api, req *r, const auth *a, char **seg)
+{
+    const char *name = seg[3];
+    if (!users_tenant(r, a, name))
+        return;
+    json_t *o;
+    if (!json_body(r, &o))
+        return;
+    pref_ops ops = {0}, existing = {0};
+    hr_directory *d = NULL;
+    char err[1024];
+    json_t *addrs = json_object_get(o, "addresses"), *v;
+    const char *k;
+    int ok = 0;
+    if (!json_is_object(o) || !json_is_object(addrs)) {
+        answer_error(r, 422, "invalid_user", "the body must be {\"addresses\": {KEY: VALUE}}");
+        goto out;
+    }
+    if (!only_members(r, o, ",name,origin,addresses,groups,", "invalid_user"))
+        goto out;
+    if (json_object_get(o, "name") && (!json_is_string(json_object_get(o, "name")) ||
+                                       strcmp(json_string_value(json_object_get(o, "name")), name))) {
+        answer_error(r, 422, "invalid_user", "name is %s in the path", name);
+        goto out;
+    }
+    json_object_foreach(addrs, k, v)
+    {
+        const char *s = json_string_value(v);
+        if ((!s && !json_is_null(v)) || hr_user_address_check(k, s, err, sizeof err) != HERALD_OK) {
+            answer_error(r, 422, "invalid_user", "%s", s || json_is_null(v) ? err :
+                         "addresses must map names to strings (null removes one)");
+            goto out;
+        }
+        ops_add(&ops, "addr", k, s);
+    }
+    if (!(d = directory_now(api, r)))
+        goto out;
+    hr_user *u = hr_directory_user(d, name);
+    int created = 0;
+    if (!u) {
+        if (!hr_user_name_ok(name)) {
+            answer_error(r, 422, "invalid_user", "user name '%.70s': use letters, digits, '-', "
+                         "'_' or '.' (at most 64)", name);
+            goto out;
+        }
+        if (hr_config_channel(*api->env.cfg, name)) {
+            answer_error(r, 409, "conflict", "'%s' is a channel's name; routes could not tell "
+                         "them apart, pick another", name);
+            goto out;
+        }
+        int existed;
+        if (!api->env.begin(api->env.ctx) ||
+            hr_store_user_add(api->env.store, name, &existed) != HERALD_OK) {
+            answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+            goto out;
+        }
+        created = 1;
+    }
+    /* PUT replaces the run-time addresses: those not given are removed. */
+    if (!runtime_prefs(api, r, name, &existing) ||
+        !apply_ops(api, r, name, &existing, ",addr,", &ops))
+        goto out;
+    ok = created ? 201 : 200;
+out:
+    if (ok) {
+        hr_directory_free(d);
+        d = directory_now(api, r);
+        hr_user *nu = d ? hr_directory_user(d, name) : NULL;
+        if (nu)
+            answer_json(r, ok, user_out(d, nu));
+        else if (d)
+            answer_error(r, 503, "unavailable", "user %s was stored but cannot be read back", name);
+    }
+    hr_directory_free(d);
+    ops_free(&ops);
+    ops_free(&existing);
+    json_decref(o);
+}
+
+static void get_prefs(hr_api *api, req *r, const auth *a, char **seg)
+{
+    if (!users_tenant(r, a, seg[3]))
+        return;
+    hr_directory *d = directory_now(api, r);
+    if (!d)
+        return;
+    hr_user *u = hr_directory_user(d, seg[3]);
+    if (u)
+        answer_json(r, 200, hr_user_json(u));
+    else
+        answer_error(r, 404, "not_found", "no user %s", seg[3]);
+    hr_directory_free(d);
+}
+
+/* The preference changes of a PUT or PATCH body, checked; 0 (answered 422) when one is bad. */
+static int prefs_ops(hr_api *api, req *r, json_t *o, pref_ops *ops)
+{
+    char err[1024];
+    json_t *v;
+    const char *k;
+    hr_config *cfg = *api->env.cfg;
+    if (!only_members(r, o, ",name,origin,addresses,min_severity,channels,rules,quiet,",
+                      "invalid_preferences"))
+        return 0;
+    if ((v = json_object_get(o, "min_severity"))) {
+        const char *s = json_string_value(v);
+        if (!s && !json_is_null(v)) {
+            answer_error(r, 422, "invalid_preferences", "min_severity must be a severity, "
+                         "\"none\" or null");
+            return 0;
+        }
+        if (s && hr_pref_severity_check(s, 1, err, sizeof err) != HERALD_OK) {
+            answer_error(r, 422, "invalid_preferences", "min_severity: %s", err);
+            return 0;
+        }
+        ops_add(ops, "default", "min_severity", s);
+    }
+    if ((v = json_object_get(o, "channels"))) {
+        json_t *on;
+        if (!json_is_object(v)) {
+            answer_error(r, 422, "invalid_preferences", "channels must map channel names to "
+                         "true, false or null");
+            return 0;
+        }
+        json_object_foreach(v, k, on)
+        {
+            if (!json_is_boolean(on) && !json_is_null(on)) {
+                answer_error(r, 422, "invalid_preferences", "channels.%.60s must be true, false "
+                             "or null", k);
+                return 0;
+            }
+            if (hr_pref_channel_check(cfg, k, 0, err, sizeof err) != HERALD_OK) {
+                answer_error(r, 422, "invalid_preferences", "channels: %s", err);
+                return 0;
+            }
+            ops_add(ops, "channel", k, json_is_null(on) ? NULL : json_is_true(on) ? "on" : "off");
+        }
+    }
+    if ((v = json_object_get(o, "rules"))) {
+        size_t i;
+        json_t *rule;
+        if (!json_is_array(v)) {
+            answer_error(r, 422, "invalid_preferences", "rules must be an array");
+            return 0;
+        }
+        json_array_foreach(v, i, rule)
+        {
+            json_t *ev = json_object_get(rule, "events"), *ch = json_object_get(rule, "channel"),
+                   *on = json_object_get(rule, "on"), *ms = json_object_get(rule, "min_severity");
+            if (!json_is_object(rule) || !json_is_string(ev) || !json_is_string(ch) ||
+                !json_is_boolean(on) || (ms && !json_is_string(ms) && !json_is_null(ms))) {
+                answer_error(r, 422, "invalid_preferences", "rules[%zu] must be {events, channel, "
+                             "on: true|false, min_severity?}", i);
+                return 0;
+            }
+            char value[32], *key;
+            if (hr_pref_rule_make(cfg, json_string_value(ev), json_string_value(ch),
+                                  json_is_true(on), json_string_value(ms), &key, value, err,
+                                  sizeof err) != HERALD_OK) {
+                answer_error(r, 422, "invalid_preferences", "rules[%zu]: %s", i, err);
+                return 0;
+            }
+            ops_add(ops, "rule", key, value);
+            free(key);
+        }
+    }
+    if ((v = json_object_get(o, "quiet"))) {
+        char *value = NULL;
+        if (json_is_string(v) && !strcmp(json_string_value(v), "off")) {
+            value = hr_strdup("off");
+        } else if (json_is_object(v)) {
+            json_t *h = json_object_get(v, "hours"), *tz = json_object_get(v, "tz"),
+                   *act = json_object_get(v, "action");
+            if (!json_is_string(h) || (tz && !json_is_string(tz)) ||
+                (act && !json_is_string(act)) ||
+                hr_pref_quiet_make(json_string_value(h), json_string_value(tz),
+                                   json_string_value(act), &value, err, sizeof err) != HERALD_OK) {
+                answer_error(r, 422, "invalid_preferences", "quiet: %s",
+                             json_is_string(h) && (!tz || json_is_string(tz)) &&
+                                     (!act || json_is_string(act))
+                                 ? err
+                                 : "use {hours: \"HH:MM-HH:MM\", tz, action: defer|drop}");
+                return 0;
+            }
+        } else if (!json_is_null(v)) {
+            answer_error(r, 422, "invalid_preferences", "quiet must be {hours, tz, action}, "
+                         "\"off\" or null");
+            return 0;
+        }
+        ops_add(ops, "quiet", "quiet", value);
+        free(value);
+    }
+    return 1;
+}
+
+static void change_prefs(hr_api *api, req *r, const auth *a, char **seg, int replace)
+{
+    const char *name = seg[3];
+    if (!users_tenant(r, a, name))
+        return;
+    json_t *o;
+    if (!json_body(r, &o))
+        return;
+    pref_ops ops = {0}, existing = {0};
+    hr_directory *d = NULL;
+    int ok = 0;
+    if (!json_is_object(o)) {
+        answer_error(r, 422, "invalid_preferences", "the body must be a JSON object");
+        goto out;
+    }
+    if (!(d = directory_now(api, r)))
+        goto out;
+    if (!hr_directory_user(d, name)) {
+        answer_error(r, 404, "not_found", "no user %s", name);
+        goto out;
+    }
+    if (!prefs_ops(api, r, o, &ops) || !runtime_prefs(api, r, name, &existing))
+        goto out;
+    /* PUT: every run-time preference goes, then the given ones are set; PATCH:
+     * only the given keys change, and given rules replace the run-time rules. */
+    const char *kinds = replace ? ",default,channel,rule,quiet,"
+                        : json_object_get(o, "rules") ? ",rule,"
+                                                      : ",";
+    ok = apply_ops(api, r, name, &existing, kinds, &ops);
+out:
+    if (ok) {
+        hr_directory_free(d);
+        d = directory_now(api, r);
+        hr_user *u = d ? hr_directory_user(d, name) : NULL;
+        if (u)
+            answer_json(r, 200, hr_user_json(u));
+        else if (d)
+            answer_error(r, 503, "unavailable", "the preferences were stored but cannot be read "
+                         "back");
+    }
+    hr_directory_free(d);
+    ops_free(&ops);
+    ops_free(&existing);
+    json_decref(o);
+}
+
+static void put_prefs(hr_api *api, req *r, const auth *a, char **seg)
+{
+    change_prefs(api, r, a, seg, 1);
+}
+
+static void patch_prefs(hr_api *api, req *r, const auth *a, char **seg)
+{
+    change_prefs(api, r, a, seg, 0);
+}
+
 typedef struct route {
     const char *method;
     const char *path; /* segments; "{}" matches one */
@@ -1036,6 +1458,12 @@ static const route routes[] = {
     {"POST", "/v1/webhooks/{id}/test", "admin", post_webhook_test},
     {"POST", "/v1/webhooks/{id}/rotate-secret", "admin", post_webhook_rotate},
     {"GET", "/v1/stats", "read", get_stats},
+    /* scope "user": admin, or user:NAME for /v1/users/NAME... */
+    {"GET", "/v1/users/{name}", "user", get_user},
+    {"PUT", "/v1/users/{name}", "user", put_user},
+    {"GET", "/v1/users/{name}/preferences", "user", get_prefs},
+    {"PUT", "/v1/users/{name}/preferences", "user", put_prefs},
+    {"PATCH", "/v1/users/{name}/preferences", "user", patch_prefs},
     {"GET", "/v1/openapi.json", NULL, get_openapi},
     {"GET", "/healthz", NULL, get_healthz},
     {"GET", "/readyz", NULL, get_readyz},
@@ -1130,9 +1558,12 @@ static void dispatch(hr_api *api, req *r, const char *url, const char *method)
                          "1 s", a.tok->name, api->rate);
             return;
         }
-        if (!has_scope(a.tok, rt->scope)) {
+        char own[80];
+        snprintf(own, sizeof own, "user:%s", !strcmp(rt->scope, "user") ? seg[3] : "");
+        if (!strcmp(rt->scope, "user") ? !has_scope(a.tok, own) : !has_scope(a.tok, rt->scope)) {
             answer_error(r, 403, "forbidden", "token %s lacks the %s scope for %s %s",
-                         a.tok->name, rt->scope, method, rt->path);
+                         a.tok->name, !strcmp(rt->scope, "user") ? "admin (or that user's own "
+                         "user:NAME)" : rt->scope, method, rt->path);
             return;
         }
     }
