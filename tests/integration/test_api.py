@@ -532,6 +532,57 @@ def users_api():
             dm.stop()
 
 
+def users_api_routing():
+    """A change over the API decides the very next event (no wait for heraldd's poll), and a
+    credential address set over the API is unsealed and used by delivery."""
+    from gotify import FakeGotify
+    ta, tb, tn = "TokAlice.1", "TokBob.22", "TokAliceNew.7"
+    with tempfile.TemporaryDirectory() as tmp, \
+            FakeGotify(app_tokens={ta: (1, "a", 5), tb: (2, "b", 5), tn: (3, "n", 5)}) as g, \
+            receiver("200") as r:
+        port = free_port()
+        cfg = write_config(tmp, [{"name": "push", "plugin": "gotify", "url": g.url, "timeout": 2},
+                                 hook("audit", r.url + "/audit")])
+        with open(cfg, "a") as f:
+            f.write('users = ( { name = "alice"; gotify_token = "%s"; groups = ["ops"]; },\n'
+                    '          { name = "bob"; gotify_token = "%s"; groups = ["ops"]; } );\n'
+                    'routes = ( { match = { events = "disk.*"; }; to = ["@ops"]; } );\n'
+                    'http = { listen = "127.0.0.1:%d"; timeout = 2; };\n' % (ta, tb, port))
+        api = Api(port)
+        adm = token(tmp, cfg, "adm", "admin,submit")
+
+        def pushed(since):
+            return sorted(q["headers"].get("x-gotify-key") for q in g.requests()[since:]
+                          if q["path"] == "/message")
+
+        def send():
+            n = len(g.requests())
+            code, body, _ = api.json("POST", "/v1/events?wait=10s", token=adm,
+                                     body={"type": "disk.full", "title": "Disk"})
+            return code, pushed(n)
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "users routing daemon"):
+                return
+            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
+            time.sleep(1.2)
+            is_(send(), (200, sorted([ta, tb])), "both of @ops get the event")
+            code, p, _ = api.json("PATCH", "/v1/users/alice/preferences", token=adm,
+                                  body={"rules": [{"events": "disk.*", "channel": "push",
+                                                   "on": False}]})
+            is_(code, 200, "alice turns disk.* off over the API")
+            is_(send(), (200, [tb]), "the very next event skips alice: routing reloaded at once")
+            api.json("PUT", "/v1/users/alice/preferences", token=adm, body={})
+            code, u, _ = api.json("PUT", "/v1/users/alice", token=adm,
+                                  body={"addresses": {"gotify_token": tn}})
+            is_((code, u.get("addresses", {}).get("gotify_token")), (200, "***"),
+                "alice's token replaced over the API")
+            is_(send(), (200, sorted([tb, tn])),
+                "the next event uses the new token, sealed in the store and opened to deliver")
+        finally:
+            dm.stop()
+
+
 def refuse_public_plaintext():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write_config(tmp, [])
@@ -544,7 +595,8 @@ def refuse_public_plaintext():
 
 
 def main():
-    run_scenarios((main_flow, webhooks_api, stats_and_channels, users_api, rate_limit_and_openapi,
+    run_scenarios((main_flow, webhooks_api, stats_and_channels, users_api, users_api_routing,
+                   rate_limit_and_openapi,
                    refuse_public_plaintext))
     done_testing()
 
