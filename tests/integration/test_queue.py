@@ -188,13 +188,17 @@ def receiver(*responses):
     return Receiver(responses=list(responses) or None, max_seconds=RECEIVER_MAX)
 
 
+_held = []
+
+
 def dead_port():
-    """A loopback port nobody listens on (bound, then closed)."""
+    """A loopback port nobody listens on: bound and kept bound without listen() for the
+    test's life, so connecting is refused and no other process can take the port meanwhile
+    (a bound-then-closed port could be reused by a parallel test)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    _held.append(s)
+    return s.getsockname()[1]
 
 
 def event_of(req):
@@ -843,6 +847,7 @@ def slow_next_to_fast():
                lambda: "fast got %d (%d distinct acked ids) in %.2f s; slow got %d\n%s" % (
                    len(got), len(set(got) & set(ids)), took, len(slow.requests()),
                    dm.describe()))
+            slow.wait_for(1, 5)   # under load the slow channel's first attempt may lag
             ok(len(slow.requests()) >= 1 and not any(
                 (x.get("state") == "sent") for x in log_rows(tmp, cfg, "-C", "slow")[1]),
                "the slow channel's attempts are still hanging (received, none sent)",
