@@ -151,6 +151,11 @@ void hr_dispatcher_on_attempt(hr_dispatcher *d, hr_attempt_cb cb, void *arg)
     d->on_attempt_arg = arg;
 }
 
+void hr_dispatcher_set_max_inflight(hr_dispatcher *d, size_t n)
+{
+    d->max_inflight = n ? n : 1;
+}
+
 void hr_dispatcher_set_lease(hr_dispatcher *d, long long lease_ms)
 {
     d->lease_ms = lease_ms;

@@ -22,6 +22,8 @@ void hr_dispatcher_on_attempt(hr_dispatcher *d, hr_attempt_cb cb, void *arg);
  * (a channel name, or the URL of an ad-hoc channel). */
 void hr_dispatcher_adopt(hr_dispatcher *d, const char *key, herald_channel *ch);
 void hr_dispatcher_set_lease(hr_dispatcher *d, long long lease_ms);
+/* Attempts in flight at once across channels (default 1024); each holds a socket. */
+void hr_dispatcher_set_max_inflight(hr_dispatcher *d, size_t n);
 /* Webhook subscriptions changed in the store: reopen their channels when idle. */
 void hr_dispatcher_webhooks_changed(hr_dispatcher *d);
 /* Claim what is due and start it, wait up to timeout_ms for transfers or the

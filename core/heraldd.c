@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -125,6 +126,7 @@ typedef struct daemon {
     hr_api *api;
     int tx;       /* the round's transaction is open */
     int draining; /* stopping: /readyz says no */
+    size_t inflight_budget;
     long long dir_version;    /* the store's directory version routing was built from */
     long long dir_checked_ms; /* when it was last compared */
     int lfd;
@@ -483,6 +485,27 @@ static void refresh_directory(daemon_t *dm, int force)
     dm->dir_version = v;
 }
 
+/* Attempts in flight are sockets: a destination that hangs holds its
+ * channel's max_concurrent of them until the timeout. With the soft limit of
+ * 1,024 descriptors, 100 such destinations (32 each) would take every slot
+ * and starve the fast ones; so the soft limit goes up to the hard one (up to
+ * 65,536) and the in-flight budget follows it, keeping room for clients,
+ * the database and the API. */
+static size_t raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    long long room = (long long)rl.rlim_cur - 1024 - MAX_CLIENTS;
+    return room < 256 ? 256 : room > 8192 ? 8192 : (size_t)room;
+}
+
 static int api_begin(void *ctx)
 {
     daemon_t *dm = ctx;
@@ -531,6 +554,7 @@ static void reload(daemon_t *dm)
     dm->cfg = cfg;
     dm->loader = loader;
     dm->d = hr_dispatcher_new(cfg, loader, dm->store);
+    hr_dispatcher_set_max_inflight(dm->d, dm->inflight_budget);
     hr_log(HERALD_LOG_NOTICE, "configuration reloaded from %s (%zu channels)", dm->config_path,
            cfg->nchannels);
     log_policy(cfg);
@@ -761,10 +785,13 @@ int main(int argc, char **argv)
     if (api_failed)
         hr_log(HERALD_LOG_ERROR, "%s", err);
     dm.d = hr_dispatcher_new(dm.cfg, dm.loader, dm.store);
+    dm.inflight_budget = raise_fd_limit();
+    hr_dispatcher_set_max_inflight(dm.d, dm.inflight_budget);
     int rc = 2;
     if (!api_failed) {
-        hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s",
-               HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path);
+        hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s, up to "
+               "%zu attempts in flight", HERALD_VERSION, dm.cfg->nchannels, db, dm.sock_path,
+               dm.inflight_budget);
         log_policy(dm.cfg);
         sd_notify_state("READY=1");
         rc = run(&dm);
