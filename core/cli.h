@@ -22,6 +22,8 @@ void cli_die(const char *fmt, ...) HERALD_PRINTF(1, 2) __attribute__((noreturn))
 /* Load the configuration; a missing default file is fine when allow_missing. */
 void cli_load(cli_ctx *c, int allow_missing);
 void cli_free(cli_ctx *c);
+/* A --field KEY=VALUE argument into ev (a repeated KEY replaces the value). */
+void cli_field_arg(herald_event *ev, const char *kv);
 /* Parse --json, --config and --help for a command without other options;
  * returns whether --json was given, leaves optind at the first argument. */
 int cli_simple_opts(cli_ctx *c, int argc, char **argv, const char *usage, const char *what);

@@ -444,6 +444,16 @@ static void add_field(herald_event *ev, const char *name, const char *value)
     ev->nfields++;
 }
 
+void cli_field_arg(herald_event *ev, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+        cli_die("--field '%s' must be KEY=VALUE", kv);
+    char *name = hr_strndup(kv, (size_t)(eq - kv));
+    add_field(ev, name, eq + 1);
+    free(name);
+}
+
 static char *read_stdin(size_t max)
 {
     hr_buf b = {0};
@@ -489,10 +499,10 @@ static int has_subscriptions(ctx *c)
     return n > 0;
 }
 
-/* The queue `herald send` stores into, for --to a webhook subscription's id. */
-static hr_store *targets_store;
-
-static void open_targets(ctx *c, char **to, size_t nto, target **out, size_t *nout)
+/* The channels `herald send` delivers to; store holds the webhook
+ * subscriptions a --to may name by id. */
+static void open_targets(ctx *c, hr_store *store, char **to, size_t nto, target **out,
+                         size_t *nout)
 {
     char err[1024];
     target *t = NULL;
@@ -512,8 +522,8 @@ static void open_targets(ctx *c, char **to, size_t nto, target **out, size_t *no
         t = hr_realloc(t, (n + 1) * sizeof *t);
         memset(&t[n], 0, sizeof *t);
         int max_attempts;
-        if (hr_webhook_is_id(to[i]) && targets_store) {
-            if (hr_webhook_channel(targets_store, c->cfg, c->loader, to[i], &t[n].ch,
+        if (hr_webhook_is_id(to[i])) {
+            if (hr_webhook_channel(store, c->cfg, c->loader, to[i], &t[n].ch,
                                    &max_attempts, err, sizeof err) != HERALD_OK)
                 cli_die("--to %s: %s", to[i], err);
         } else if (strstr(to[i], "://")) {
@@ -592,9 +602,6 @@ static void route_targets(ctx *c, hr_store *store, herald_event *ev, target **ou
                           char **trail)
 {
     char err[1024];
-    if (!c->routing &&
-        hr_routing_load(&c->routing, c->cfg, c->loader, store, err, sizeof err) != HERALD_OK)
-        cli_die("%s", err);
     hr_route_state state = {store, seen_cb, take_cb};
     hr_decisions dec;
     hr_route_event(c->routing->router, c->routing->dir, ev, ev->created_ms, &state, &dec);
@@ -773,15 +780,9 @@ static int cmd_send(ctx *c, int argc, char **argv)
             free(name);
             break;
         }
-        case 'f': {
-            char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg)
-                cli_die("--field '%s' must be KEY=VALUE", optarg);
-            char *name = hr_strndup(optarg, (size_t)(eq - optarg));
-            add_field(&ev, name, eq + 1);
-            free(name);
+        case 'f':
+            cli_field_arg(&ev, optarg);
             break;
-        }
         case 'd':
             set_once(&ev.data, optarg, "--data");
             break;
@@ -914,13 +915,14 @@ static int cmd_send(ctx *c, int argc, char **argv)
 
     hr_event_stamp(&ev);
     char *trail = NULL;
-    if (hr_routing_load(&c->routing, c->cfg, c->loader, store, err, sizeof err) != HERALD_OK)
+    /* Routes, users and subscriptions matter only without --to. */
+    if (nto == 0 &&
+        hr_routing_load(&c->routing, c->cfg, c->loader, store, err, sizeof err) != HERALD_OK)
         cli_die("%s", err);
-    targets_store = store;
     if (nto == 0 && hr_config_routed(c->cfg)) {
         route_targets(c, store, &ev, &targets, &ntargets, &trail);
     } else {
-        open_targets(c, to, nto, &targets, &ntargets);
+        open_targets(c, store, to, nto, &targets, &ntargets);
         for (size_t i = 0; i < ntargets; i++)
             targets[i].owner = 1;
     }

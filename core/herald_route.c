@@ -73,17 +73,6 @@ static int parse_at(const char *s, long long *ms)
     return 1;
 }
 
-static void add_field(herald_event *ev, const char *kv)
-{
-    const char *eq = strchr(kv, '=');
-    if (!eq || eq == kv)
-        cli_die("--field '%s' must be KEY=VALUE", kv);
-    ev->fields = hr_realloc(ev->fields, (ev->nfields + 1) * sizeof *ev->fields);
-    ev->fields[ev->nfields].name = hr_strndup(kv, (size_t)(eq - kv));
-    ev->fields[ev->nfields].value = hr_strdup(eq + 1);
-    ev->nfields++;
-}
-
 static void print_decisions(const hr_decisions *d)
 {
     for (size_t i = 0; i < d->n; i++) {
@@ -134,7 +123,7 @@ static int route_test(cli_ctx *c, int argc, char **argv)
                 cli_die("unknown severity '%s'; use debug, info, notice, warning, error or "
                         "critical", optarg);
             break;
-        case 'f': add_field(&ev, optarg); break;
+        case 'f': cli_field_arg(&ev, optarg); break;
         case 'a': free(ev.source); ev.source = hr_strdup(optarg); break;
         case O_TITLE: free(ev.title); ev.title = hr_strdup(optarg); break;
         case O_USER: free(ev.user); ev.user = hr_strdup(optarg); break;

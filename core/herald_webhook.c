@@ -297,7 +297,9 @@ int cli_webhook(cli_ctx *c, int argc, char **argv)
         return argc < 2 ? EXIT_USAGE : 0;
     }
     const char *sub = argv[1];
-    c->config_opt = config_opt(argc, argv) ? config_opt(argc, argv) : c->config_opt;
+    const char *given = config_opt(argc, argv);
+    if (given)
+        c->config_opt = given;
     wsession ws;
     if (!strcmp(sub, "add")) {
         hr_webhook w;

@@ -1676,11 +1676,6 @@ void hr_api_after_commit(hr_api *api, int committed)
 
 /* ---- start and stop ---- */
 
-static char *read_pem(const char *path, int private_only, char *err, size_t errlen)
-{
-    return hr_read_file(path, private_only, 1024 * 1024, err, errlen);
-}
-
 hr_api *hr_api_start(const hr_config *cfg, const hr_api_env *env, char *err, size_t errlen)
 {
     config_setting_t *http = cfg->cfg ? config_lookup(cfg->cfg, "http") : NULL;
@@ -1757,8 +1752,8 @@ hr_api *hr_api_start(const hr_config *cfg, const hr_api_env *env, char *err, siz
         flags |= MHD_USE_IPv6;
     if (cert) {
         char why[512];
-        if (!(api->tls_cert = read_pem(cert, 0, why, sizeof why)) ||
-            !(api->tls_key = read_pem(key, 1, why, sizeof why))) {
+        if (!(api->tls_cert = hr_read_file(cert, 0, 1024 * 1024, why, sizeof why)) ||
+            !(api->tls_key = hr_read_file(key, 1, 1024 * 1024, why, sizeof why))) {
             snprintf(err, errlen, "%s:%u: http TLS: %s", where, line, why);
             hr_api_stop(api);
             return NULL;

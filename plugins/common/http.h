@@ -18,6 +18,15 @@ static inline char *http_dup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* A create() refusing its settings: the reason in res, the half-built state freed. */
+static inline herald_status http_refuse(const herald_host *h, herald_result *res,
+                                        void (*destroy)(void *), void *state, const char *msg)
+{
+    h->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG, "%s", msg);
+    destroy(state);
+    return HERALD_E_CONFIG;
+}
+
 /* ---- connection settings: timeout, ca_file, insecure ---- */
 
 #define HTTP_CONN_SETTINGS                                                                 \

@@ -67,14 +67,6 @@ static void destroy(void *state)
     free(d);
 }
 
-static herald_status refuse(const herald_host *h, herald_result *res, discord *d,
-                            const char *msg)
-{
-    h->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG, "%s", msg);
-    destroy(d);
-    return HERALD_E_CONFIG;
-}
-
 static herald_status create(const herald_host *host, herald_channel *ch, const herald_settings *s,
                             void **state, herald_result *res)
 {
@@ -87,21 +79,23 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     const char *hooks = strstr(url, "/api/webhooks/");
     const char *slash = hooks ? strchr(hooks + 14, '/') : NULL;
     if (!http_scheme_ok(url) || !slash || !slash[1] || strchr(slash + 1, '/') || strchr(url, '?'))
-        return refuse(host, res, d, "url must be a webhook URL, "
-                                    "https://discord.com/api/webhooks/ID/TOKEN");
+        return http_refuse(host, res, destroy, d, "url must be a webhook URL, "
+                           "https://discord.com/api/webhooks/ID/TOKEN");
     host->add_secret(ch, slash + 1);
     d->url = http_dup(url);
     const char *name = host->setting_string(s, "username");
     if (name && strlen(name) > USERNAME_MAX)
-        return refuse(host, res, d, "username is limited to 80 characters by Discord");
+        return http_refuse(host, res, destroy, d,
+                           "username is limited to 80 characters by Discord");
     d->username = http_dup(name);
     d->avatar_url = http_dup(host->setting_string(s, "avatar_url"));
     memcpy(d->color, default_color, sizeof d->color);
     if (!http_priorities(host, s, "colors", d->color, 0, 0xFFFFFF))
-        return refuse(host, res, d, "colors must map severities (debug ... critical) to RGB "
-                                    "numbers, e.g. colors = { error = 0xE74C3C; }");
+        return http_refuse(host, res, destroy, d,
+                           "colors must map severities (debug ... critical) to RGB "
+                           "numbers, e.g. colors = { error = 0xE74C3C; }");
     if (!http_overflow_read(host, s, &d->overflow))
-        return refuse(host, res, d, "overflow must be split, truncate or upstream");
+        return http_refuse(host, res, destroy, d, "overflow must be split, truncate or upstream");
     if (!http_conn_read(host, ch, s, &d->conn) || !d->url) {
         destroy(d);
         return HERALD_E_NOMEM;

@@ -66,21 +66,17 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     g->host = host;
     g->ch = ch;
     if (http_base(host, host->setting_string(s, "url"), &g->base) < 0) {
-        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
-                     "url must be http(s)://host[:port][/path] of the Gotify server");
-        destroy(g);
-        return HERALD_E_CONFIG;
+        return http_refuse(host, res, destroy, g,
+                           "url must be http(s)://host[:port][/path] of the Gotify server");
     }
     g->token = http_dup(host->setting_string(s, "token"));
     if (g->token)
         host->add_secret(ch, g->token);
     memcpy(g->priority, default_priority, sizeof g->priority);
     if (!http_priorities(host, s, "priorities", g->priority, 0, 10)) {
-        host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG,
-                     "priorities must map severities (debug ... critical) to 0-10, e.g. "
-                     "priorities = { critical = 10; }");
-        destroy(g);
-        return HERALD_E_CONFIG;
+        return http_refuse(host, res, destroy, g,
+                           "priorities must map severities (debug ... critical) to 0-10, e.g. "
+                           "priorities = { critical = 10; }");
     }
     g->markdown = 1;
     host->setting_bool(s, "markdown", &g->markdown);

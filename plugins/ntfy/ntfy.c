@@ -70,14 +70,6 @@ static void destroy(void *state)
     free(n);
 }
 
-static herald_status fail_config(const herald_host *host, herald_result *res, ntfy *n,
-                                 const char *msg)
-{
-    host->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG, "%s", msg);
-    destroy(n);
-    return HERALD_E_CONFIG;
-}
-
 static herald_status create(const herald_host *host, herald_channel *ch, const herald_settings *s,
                             void **state, herald_result *res)
 {
@@ -87,11 +79,13 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     n->host = host;
     n->ch = ch;
     if (http_base(host, host->setting_string(s, "url"), &n->base) < 0)
-        return fail_config(host, res, n, "url must be http(s)://host[:port][/path] of the ntfy "
-                                         "server");
+        return http_refuse(host, res, destroy, n,
+                           "url must be http(s)://host[:port][/path] of the ntfy "
+                           "server");
     const char *topic = host->setting_string(s, "topic");
     if (!*topic || strpbrk(topic, "/?#& "))
-        return fail_config(host, res, n, "topic must be a plain name (letters, digits, - and _)");
+        return http_refuse(host, res, destroy, n,
+                           "topic must be a plain name (letters, digits, - and _)");
     n->topic = http_dup(topic);
     n->token = http_dup(host->setting_string(s, "token"));
     if (n->token)
@@ -99,7 +93,8 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     const char *user = host->setting_string(s, "user");
     const char *pass = host->setting_string(s, "password");
     if (user && n->token)
-        return fail_config(host, res, n, "give either token or user and password, not both");
+        return http_refuse(host, res, destroy, n,
+                           "give either token or user and password, not both");
     if (user) {
         size_t cap = strlen(user) + (pass ? strlen(pass) : 0) + 2;
         char *cred = malloc(cap);
@@ -120,7 +115,7 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     }
     memcpy(n->priority, default_priority, sizeof n->priority);
     if (!http_priorities(host, s, "priorities", n->priority, 1, 5))
-        return fail_config(host, res, n,
+        return http_refuse(host, res, destroy, n,
                            "priorities must map severities (debug ... critical) to 1-5, "
                            "e.g. priorities = { warning = 4; }");
     n->tags = http_dup(host->setting_string(s, "tags"));
@@ -129,7 +124,7 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     const char *click = host->setting_string(s, "click_field");
     n->click_field = http_dup(click ? click : "url");
     if (!http_overflow_read(host, s, &n->overflow))
-        return fail_config(host, res, n, "overflow must be split, truncate or upstream");
+        return http_refuse(host, res, destroy, n, "overflow must be split, truncate or upstream");
     if (!http_conn_read(host, ch, s, &n->conn) || !n->base || !n->topic || !n->click_field || (user && !n->basic)) {
         destroy(n);
         return HERALD_E_NOMEM;

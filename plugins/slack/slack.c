@@ -65,13 +65,6 @@ static void destroy(void *state)
     free(k);
 }
 
-static herald_status refuse(const herald_host *h, herald_result *res, slack *k, const char *msg)
-{
-    h->result(res, HERALD_VERDICT_FAILED, HERALD_E_CONFIG, "%s", msg);
-    destroy(k);
-    return HERALD_E_CONFIG;
-}
-
 static herald_status create(const herald_host *host, herald_channel *ch, const herald_settings *s,
                             void **state, herald_result *res)
 {
@@ -84,16 +77,18 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
     const char *token = host->setting_string(s, "token");
     const char *channel = host->setting_string(s, "channel");
     if (!url == !token)
-        return refuse(host, res, k, "give either url (an incoming webhook) or token and "
-                                    "channel (a bot), not both and not neither");
+        return http_refuse(host, res, destroy, k,
+                           "give either url (an incoming webhook) or token and "
+                           "channel (a bot), not both and not neither");
     if (url && (!http_scheme_ok(url) || !strstr(url, "/services/")))
-        return refuse(host, res, k, "url must be an incoming webhook URL, "
-                                    "https://hooks.slack.com/services/T.../B.../...");
+        return http_refuse(host, res, destroy, k, "url must be an incoming webhook URL, "
+                           "https://hooks.slack.com/services/T.../B.../...");
     if (token && (!channel || !*channel))
-        return refuse(host, res, k, "a bot token needs channel, e.g. channel = \"#ops\"");
+        return http_refuse(host, res, destroy, k,
+                           "a bot token needs channel, e.g. channel = \"#ops\"");
     const char *api = host->setting_string(s, "api_url");
     if (http_base(host, api ? api : "https://slack.com/api", &k->api) < 0)
-        return refuse(host, res, k, "api_url must be http(s)://host[:port][/path]");
+        return http_refuse(host, res, destroy, k, "api_url must be http(s)://host[:port][/path]");
     k->webhook = http_dup(url);
     k->token = http_dup(token);
     k->channel = http_dup(channel);
@@ -105,10 +100,11 @@ static herald_status create(const herald_host *host, herald_channel *ch, const h
         host->add_secret(ch, token);
     memcpy(k->color, default_color, sizeof k->color);
     if (!http_priorities(host, s, "colors", k->color, 0, 0xFFFFFF))
-        return refuse(host, res, k, "colors must map severities (debug ... critical) to RGB "
-                                    "numbers, e.g. colors = { error = 0xE74C3C; }");
+        return http_refuse(host, res, destroy, k,
+                           "colors must map severities (debug ... critical) to RGB "
+                           "numbers, e.g. colors = { error = 0xE74C3C; }");
     if (!http_overflow_read(host, s, &k->overflow))
-        return refuse(host, res, k, "overflow must be split, truncate or upstream");
+        return http_refuse(host, res, destroy, k, "overflow must be split, truncate or upstream");
     if (!http_conn_read(host, ch, s, &k->conn) || !k->api || (url && !k->webhook) || (token && (!k->token || !k->channel))) {
         destroy(k);
         return HERALD_E_NOMEM;

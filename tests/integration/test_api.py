@@ -176,7 +176,11 @@ def main_flow():
             code, body, _ = api.json("POST", "/v1/deliveries/%d/retry" % did, token=tadm)
             ok(code in (202, 409), "admin of tenant A: retry is 202 (or 409 while unfinished)",
                lambda: str(body))
-            ok(wait_until(lambda: api.json("GET", "/v1/events/" + eid, token=ta)[0] == 200, 2), "-")
+            ok(code != 202 or wait_until(
+                lambda: any(d["id"] == did and d["state"] == "sent" for d in api.json(
+                    "GET", "/v1/deliveries?type=page.*&status=sent", token=ta)[1]
+                    .get("deliveries", [])), 5),
+               "a retried delivery is sent again")
             code, body, _ = api.json("POST", "/v1/deliveries/999999/retry", token=tadm)
             is_(code, 404, "retry of no delivery: 404")
 
@@ -220,15 +224,14 @@ def rate_limit_and_openapi():
             # At once, so that a loaded machine cannot spread them over several seconds.
             from concurrent.futures import ThreadPoolExecutor
             with ThreadPoolExecutor(20) as pool:
-                codes = list(pool.map(lambda _: api.json("GET", "/v1/channels", token=t)[0],
-                                      range(20)))
+                answers = list(pool.map(lambda _: api.json("GET", "/v1/channels", token=t),
+                                        range(20)))
+            codes = [a[0] for a in answers]
             ok(codes.count(429) >= 1 and codes.count(200) >= 1, "over rate_limit: 429",
                lambda: str(codes))
-            code, _, headers = api.json("GET", "/v1/channels", token=t)
-            if code == 429:
-                is_(headers.get("Retry-After"), "1", "429 carries Retry-After")
-            else:
-                ok(True, "429 carries Retry-After (window rolled over)")
+            limited = [a[2] for a in answers if a[0] == 429]
+            is_(limited[0].get("Retry-After") if limited else None, "1",
+                "429 carries Retry-After")
             time.sleep(1.1)
             code, doc, _ = api.json("GET", "/v1/openapi.json")
             is_((code, doc.get("openapi", "")[:2]), (200, "3."), "GET /v1/openapi.json: OpenAPI 3")
