@@ -22,6 +22,7 @@
 #include "internal.h"
 #include "store.h"
 #include "http_api.h"
+#include "metrics.h"
 #include "submit.h"
 
 #define MAX_CLIENTS 256
@@ -124,6 +125,9 @@ typedef struct daemon {
     hr_loader *old_loader;
     hr_routing *routing;
     hr_api *api;
+    hr_metrics *metrics;
+    /* Socket submissions of the round, counted in metrics once committed. */
+    unsigned long long round_accepted, round_duplicates;
     int tx;       /* the round's transaction is open */
     int draining; /* stopping: /readyz says no */
     size_t inflight_budget;
@@ -307,6 +311,10 @@ static void handle_submit(daemon_t *dm, client *c, json_t *req)
     if (st != HERALD_OK) {
         reply(c, error_reply(st == HERALD_E_NOT_FOUND && nto == 0 ? 3 : 2, err));
     } else {
+        if (duplicate)
+            dm->round_duplicates++;
+        else
+            dm->round_accepted++;
         /* The hot path's reply, without building a JSON tree (the id is hex and dashes). */
         hr_buf_addf(&c->out, "{\"ok\":true,\"id\":\"%s\",\"duplicate\":%s}\n", ev.id,
                     duplicate ? "true" : "false");
@@ -526,6 +534,25 @@ static void api_changed(void *ctx)
     refresh_directory(ctx, 1);
 }
 
+static void on_attempt(void *arg, const hr_claim *c, const hr_outcome *o, hr_dstate state,
+                       long long next_at)
+{
+    (void)next_at;
+    hr_metrics_attempt(arg, c->channel, o->verdict, o->elapsed_ms, state, c->created_ms,
+                       hr_now_ms());
+}
+
+/* A dispatcher for the current configuration, its attempts counted in metrics. */
+static hr_dispatcher *new_dispatcher(daemon_t *dm)
+{
+    hr_dispatcher *d = hr_dispatcher_new(dm->cfg, dm->loader, dm->store);
+    hr_dispatcher_set_max_inflight(d, dm->inflight_budget);
+    hr_dispatcher_on_attempt(d, on_attempt, dm->metrics);
+    for (size_t i = 0; i < dm->cfg->nchannels; i++)
+        hr_metrics_channel(dm->metrics, dm->cfg->channels[i].name);
+    return d;
+}
+
 static void reload(daemon_t *dm)
 {
     sd_notify_state("RELOADING=1");
@@ -553,8 +580,7 @@ static void reload(daemon_t *dm)
     dm->old_loader = dm->loader;
     dm->cfg = cfg;
     dm->loader = loader;
-    dm->d = hr_dispatcher_new(cfg, loader, dm->store);
-    hr_dispatcher_set_max_inflight(dm->d, dm->inflight_budget);
+    dm->d = new_dispatcher(dm);
     hr_log(HERALD_LOG_NOTICE, "configuration reloaded from %s (%zu channels)", dm->config_path,
            cfg->nchannels);
     log_policy(cfg);
@@ -664,6 +690,10 @@ static int run(daemon_t *dm)
             hr_api_run(dm->api); /* its submissions join the round's transaction */
         int committed = !dm->tx || hr_store_commit(dm->store) == HERALD_OK;
         dm->tx = 0;
+        if (committed)
+            hr_metrics_events(dm->metrics, NULL, "socket", dm->round_accepted,
+                              dm->round_duplicates);
+        dm->round_accepted = dm->round_duplicates = 0;
         hr_dispatcher_commit_offers(dm->d, committed);
         hr_api_after_commit(dm->api, committed);
         if (!committed) {
@@ -777,16 +807,17 @@ int main(int argc, char **argv)
     checkpointer ckpt = {0}; /* threads start after daemon(): a fork keeps none */
     int ckpt_on = checkpointer_start(&ckpt, db, dm.store);
     refresh_directory(&dm, 1); /* with the store's run-time users now */
+    dm.metrics = hr_metrics_new();
     hr_api_env env = {.cfg = &dm.cfg, .loader = &dm.loader, .routing = &dm.routing, .d = &dm.d,
                       .store = dm.store, .begin = api_begin, .status = api_status,
-                      .draining = &dm.draining, .changed = api_changed, .ctx = &dm};
+                      .draining = &dm.draining, .changed = api_changed,
+                      .metrics = dm.metrics, .ctx = &dm};
     dm.api = hr_api_start(dm.cfg, &env, err, sizeof err);
     int api_failed = !dm.api && err[0];
     if (api_failed)
         hr_log(HERALD_LOG_ERROR, "%s", err);
-    dm.d = hr_dispatcher_new(dm.cfg, dm.loader, dm.store);
     dm.inflight_budget = raise_fd_limit();
-    hr_dispatcher_set_max_inflight(dm.d, dm.inflight_budget);
+    dm.d = new_dispatcher(&dm);
     int rc = 2;
     if (!api_failed) {
         hr_log(HERALD_LOG_NOTICE, "heraldd %s ready: %zu channels, queue %s, socket %s, up to "
@@ -815,6 +846,7 @@ int main(int argc, char **argv)
     if (ckpt_on)
         checkpointer_stop(&ckpt);
     hr_store_close(dm.store);
+    hr_metrics_free(dm.metrics); /* after the dispatchers, which count into it */
     hr_routing_free(dm.routing);
     hr_loader_free(dm.loader);
     hr_config_free(dm.cfg);

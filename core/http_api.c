@@ -583,9 +583,16 @@ static void get_readyz(hr_api *api, req *r, const auth *a, char **seg)
         answer_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
+/* Every tenant's figures (tenants and subscriptions are label values): for
+ * the operator, a token of the default tenant, unless metrics_public. */
 static void get_metrics(hr_api *api, req *r, const auth *a, char **seg)
 {
-    (void)a, (void)seg;
+    (void)seg;
+    if (!api->metrics_public && strcmp(a->tok->tenant, "default") != 0) {
+        answer_error(r, 403, "forbidden", "/metrics covers every tenant: scrape it with a token "
+                     "of the default tenant");
+        return;
+    }
     static const char *const states[] = {"pending", "inflight", "sent", "failed", "dead",
                                          "deferred"};
     hr_queue_row *q = NULL;
@@ -596,9 +603,11 @@ static void get_metrics(hr_api *api, req *r, const auth *a, char **seg)
     long long oldest = 0;
     if (hr_store_queue(api->env.store, &q, &n) == HERALD_OK) {
         for (size_t i = 0; i < n; i++) {
-            for (int s = 0; s < 6; s++)
-                hr_buf_addf(&b, "herald_deliveries{channel=\"%s\",state=\"%s\"} %lld\n",
-                            q[i].channel, states[s], q[i].count[s]);
+            for (int s = 0; s < 6; s++) {
+                hr_buf_adds(&b, "herald_deliveries{channel=\"");
+                hr_metrics_label(&b, q[i].channel);
+                hr_buf_addf(&b, "\",state=\"%s\"} %lld\n", states[s], q[i].count[s]);
+            }
             if (q[i].oldest_pending_ms && (!oldest || q[i].oldest_pending_ms < oldest))
                 oldest = q[i].oldest_pending_ms;
         }
@@ -610,6 +619,8 @@ static void get_metrics(hr_api *api, req *r, const auth *a, char **seg)
                 oldest ? (double)(hr_now_ms() - oldest) / 1000.0 : 0.0);
     hr_buf_addf(&b, "# HELP herald_inflight Attempts in flight.\n# TYPE herald_inflight gauge\n"
                     "herald_inflight %zu\n", hr_dispatcher_inflight(*api->env.d));
+    if (api->env.metrics)
+        hr_metrics_render(api->env.metrics, &b);
     hr_buf_add(&b, "", 1);
     answer(r, 200, b.data, "text/plain; version=0.0.4");
 }
@@ -1639,6 +1650,8 @@ void hr_api_after_commit(hr_api *api, int committed)
     long long now = hr_now_ms();
     for (req *r = api->pending, *next; r; r = next) {
         next = r->next;
+        if (committed && api->env.metrics)
+            hr_metrics_events(api->env.metrics, r->tenant, "http", !r->duplicate, r->duplicate);
         if (!committed) {
             answer_error(r, 503, "unavailable", "the event could not be stored: %s; nothing was "
                          "kept, submit again", hr_store_error(api->env.store));

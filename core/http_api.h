@@ -13,6 +13,7 @@
 
 #include "dispatch.h"
 #include "internal.h"
+#include "metrics.h"
 #include "route.h"
 #include "store.h"
 
@@ -33,6 +34,8 @@ typedef struct hr_api_env {
     int *draining;
     /* Subscriptions changed through the API: reload routing now. */
     void (*changed)(void *ctx);
+    /* Counters and histograms for /metrics; events the API accepted are counted in it. */
+    hr_metrics *metrics;
     void *ctx;
 } hr_api_env;
 

@@ -3,13 +3,15 @@
 status code (200, 202, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429), durability before
 202, Idempotency-Key, ?wait, cursor pagination, tenant isolation (a token of tenant B cannot
 read, list, retry or learn of A's events), scopes, a slow client cut off by the timeout, the
-OpenAPI document matching the routes the server answers, and refusing a non-loopback listen
+OpenAPI document matching the routes the server answers, /metrics' counters and histograms
+(exact values, cumulative buckets, escaped labels), and refusing a non-loopback listen
 address without TLS.
 
 Environment: HERALD, HERALDD, HERALD_PLUGIN_PATH (make check sets them).
 """
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "servers"))
 from taplib import done_testing, is_, like, ok, run_scenarios  # noqa: E402
-from test_queue import (HERALDD, Daemon, dead_port, herald_env, hook, receiver, run,  # noqa: E402
-                        started, wait_until, write_config)
+from test_queue import (HERALDD, Client, Daemon, dead_port, herald_env, hook, receiver,  # noqa: E402
+                        run, started, submit_req, wait_until, write_config)
 
 
 def free_port():
@@ -586,6 +588,173 @@ def users_api_routing():
             dm.stop()
 
 
+def parse_metrics(text):
+    """Prometheus text: ({(name, frozenset of (label, value))): float}, {name: type}), label
+    values unescaped; a line that is not well-formed raises ValueError."""
+    samples, types = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+            continue
+        if not line or line.startswith("#"):
+            continue
+        i = 0
+        while i < len(line) and line[i] not in "{ ":
+            i += 1
+        name, labels = line[:i], []
+        if line[i] == "{":
+            i += 1
+            while line[i] != "}":
+                eq = line.index("=", i)
+                key = line[i:eq]
+                if line[eq + 1] != '"':
+                    raise ValueError(line)
+                j, val = eq + 2, ""
+                while line[j] != '"':
+                    if line[j] == "\\":
+                        val += {"\\": "\\", '"': '"', "n": "\n"}[line[j + 1]]
+                        j += 2
+                    else:
+                        val += line[j]
+                        j += 1
+                labels.append((key, val))
+                i = j + 1
+                if line[i] == ",":
+                    i += 1
+            i += 1
+        if line[i] != " ":
+            raise ValueError(line)
+        samples[(name, frozenset(labels))] = float(line[i + 1:])
+    return samples, types
+
+
+def metrics_counters():
+    """/metrics counts events accepted, attempts by verdict, final states and the durations
+    of attempts and deliveries since heraldd started; histograms are cumulative; label values
+    are escaped."""
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r, receiver("500") as bad:
+        port = free_port()
+        cfg = write_config(tmp, [hook("good", r.url + "/good"), hook("bad", bad.url + "/bad")])
+        with open(cfg, "a") as f:
+            f.write('http = { listen = "127.0.0.1:%d"; timeout = 2; };\n' % port)
+        api = Api(port)
+        ta = token(tmp, cfg, "a", "submit,read")
+        tb = token(tmp, cfg, "b", "submit,read", tenant="b")
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "metrics daemon"):
+                return
+
+            def scrape():
+                code, _, raw = api.call("GET", "/metrics", token=ta)
+                return code, raw.decode("utf-8", "replace")
+
+            def value(samples, name, **labels):
+                return samples.get((name, frozenset(labels.items())))
+            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
+            code, text = scrape()
+            samples, types = parse_metrics(text)
+            is_((code, value(samples, "herald_attempts_total", channel="good", status="ok"),
+                 value(samples, "herald_attempt_duration_seconds_count", channel="good")),
+                (200, 0, 0), "before any attempt: configured channels' series at zero",
+                lambda: text)
+            is_(api.call("GET", "/metrics", token=tb)[0], 403,
+                "a token of another tenant cannot scrape every tenant's figures: 403")
+            ok(value(samples, "herald_start_time_seconds") and
+               abs(value(samples, "herald_start_time_seconds") - time.time()) < 60,
+               "herald_start_time_seconds says when the counters started")
+
+            for i in range(3):
+                api.json("POST", "/v1/events?wait=10s", token=ta,
+                         body={"type": "m.ok", "title": str(i), "to": ["good"]},
+                         headers={"Idempotency-Key": "k%d" % i})
+            api.json("POST", "/v1/events?wait=10s", token=ta,
+                     body={"type": "m.ok", "title": "again", "to": ["good"]},
+                     headers={"Idempotency-Key": "k0"})
+            code, body, _ = api.json("POST", "/v1/events?wait=10s", token=ta,
+                                     body={"type": "m.bad", "title": "x", "to": ["bad"]})
+            is_([d.get("state") for d in body.get("deliveries", [])], ["dead"],
+                "a delivery to a receiver answering 500 ends dead", lambda: str(body))
+            api.json("POST", "/v1/events?wait=10s", token=tb,
+                     body={"type": "m.ok", "title": "b", "to": ["good"]})
+            with Client(dm.sock) as c:
+                for i in range(2):
+                    rep = c.call(submit_req("sock %d" % i, to=["good"]))
+                    c.call({"op": "wait", "id": (rep or {}).get("id", ""), "timeout_ms": 10000})
+            code, text = scrape()
+            samples, types = parse_metrics(text)
+            is_({k: value(samples, "herald_events_accepted_total", tenant=t, source=src)
+                 for k, t, src in (("a-http", "default", "http"), ("b-http", "b", "http"),
+                                   ("a-socket", "default", "socket"))},
+                {"a-http": 4, "b-http": 1, "a-socket": 2},
+                "herald_events_accepted_total by tenant and source", lambda: text)
+            is_(value(samples, "herald_events_duplicate_total", tenant="default", source="http"),
+                1, "herald_events_duplicate_total: the repeated Idempotency-Key")
+            got = {(ch, st): value(samples, "herald_attempts_total", channel=ch, status=st)
+                   for ch in ("good", "bad") for st in ("ok", "retry", "failed", "disable")}
+            is_(got, {("good", "ok"): 6, ("good", "retry"): 0, ("good", "failed"): 0,
+                      ("good", "disable"): 0, ("bad", "ok"): 0, ("bad", "retry"): 4,
+                      ("bad", "failed"): 0, ("bad", "disable"): 0},
+                "herald_attempts_total by channel and verdict: 6 ok, 4 retries (max_attempts 4)",
+                lambda: text)
+            got = {(ch, st): value(samples, "herald_deliveries_final_total", channel=ch, state=st)
+                   for ch in ("good", "bad") for st in ("sent", "failed", "dead")}
+            is_(got, {("good", "sent"): 6, ("good", "failed"): 0, ("good", "dead"): 0,
+                      ("bad", "sent"): 0, ("bad", "failed"): 0, ("bad", "dead"): 1},
+                "herald_deliveries_final_total by channel and state", lambda: text)
+            is_({n: types.get(n) for n in ("herald_events_accepted_total", "herald_attempts_total",
+                                           "herald_deliveries_final_total",
+                                           "herald_attempt_duration_seconds",
+                                           "herald_delivery_latency_seconds")},
+                {"herald_events_accepted_total": "counter", "herald_attempts_total": "counter",
+                 "herald_deliveries_final_total": "counter",
+                 "herald_attempt_duration_seconds": "histogram",
+                 "herald_delivery_latency_seconds": "histogram"}, "TYPE lines")
+            for hist, counts in (("herald_attempt_duration_seconds", {"good": 6, "bad": 4}),
+                                 ("herald_delivery_latency_seconds", {"good": 6, "bad": 1})):
+                for ch, n in counts.items():
+                    buckets = sorted(((float(dict(k[1])["le"]), v) for k, v in samples.items()
+                                      if k[0] == hist + "_bucket" and dict(k[1])["channel"] == ch))
+                    vals = [v for _, v in buckets]
+                    ok(len(buckets) > 5 and buckets[-1][0] == float("inf") and
+                       vals == sorted(vals) and vals[-1] == n and
+                       value(samples, hist + "_count", channel=ch) == n,
+                       "%s{channel=%s}: cumulative buckets ending with +Inf == _count == %d"
+                       % (hist, ch, n), lambda: str(buckets))
+            lat = value(samples, "herald_delivery_latency_seconds_sum", channel="bad")
+            ok(lat is not None and lat >= 0.35,
+               "the dead delivery's latency spans its retries (2 waits of 200 ms at least)",
+               lambda: str(lat))
+            is_(value(samples, "herald_attempt_duration_seconds_bucket", channel="good",
+                      le="30"), 6, "every quick attempt is within le=30")
+
+            # A channel name from the queue (no longer configured) with a quote, a backslash
+            # and a newline: its series escape them.
+            weird = 'old"chan\\x\nend'
+            db = sqlite3.connect(str(Path(tmp) / "q.db"), timeout=10)
+            try:
+                now = int(time.time() * 1000)
+                db.execute("INSERT INTO events (id, type, severity, title, created_ms) VALUES "
+                           "('00000000-0000-7000-8000-000000000001', 'm.old', 1, 'x', ?)", (now,))
+                db.execute("INSERT INTO deliveries (event_id, channel, state, next_at, "
+                           "created_ms, updated_ms) VALUES "
+                           "('00000000-0000-7000-8000-000000000001', ?, 0, 0, ?, ?)",
+                           (weird, now, now))
+                db.commit()
+            finally:
+                db.close()
+            ok(wait_until(lambda: 'herald_attempts_total{channel="old\\"chan\\\\x\\nend",'
+                          'status="retry"}' in scrape()[1], 10),
+               "label values escape backslash, quote and newline", lambda: scrape()[1])
+            samples, _ = parse_metrics(scrape()[1])
+            ok(value(samples, "herald_deliveries", channel=weird, state="dead") is not None,
+               "and so does the queue gauge, which parses back to the name",
+               lambda: str([k for k in samples if k[0] == "herald_deliveries"]))
+        finally:
+            dm.stop()
+
+
 def refuse_public_plaintext():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write_config(tmp, [])
@@ -599,7 +768,7 @@ def refuse_public_plaintext():
 
 def main():
     run_scenarios((main_flow, webhooks_api, stats_and_channels, users_api, users_api_routing,
-                   rate_limit_and_openapi,
+                   metrics_counters, rate_limit_and_openapi,
                    refuse_public_plaintext))
     done_testing()
 
