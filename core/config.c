@@ -20,7 +20,7 @@
 static const char *const known_top[] = {
     "database", "plugin_path", "socket", "socket_mode", "socket_group", "channels", "routes",
     "fallback", "users", "groups", "http", "retry", "templates", "limits", "log_level",
-    "idempotency_window", "secret_key", "outbound", NULL,
+    "idempotency_window", "secret_key", "outbound", "hooks", NULL,
 };
 
 /* Channel entry keys that belong to herald, not to the plugin. */

@@ -17,6 +17,7 @@
 #include "webhooks.h"
 #include "client.h"
 #include "dispatch.h"
+#include "hooks.h"
 #include "internal.h"
 #include "store.h"
 
@@ -1194,15 +1195,21 @@ static int cmd_check(ctx *c, int argc, char **argv)
     hr_store_close(store);
     if (rst != HERALD_OK)
         cli_die("%s", err);
+    hr_hooks *hooks = NULL;
+    if (hr_hooks_load(c->cfg, &hooks, err, sizeof err) != HERALD_OK)
+        cli_die("%s", err);
+    size_t nhooks = hooks->n;
+    hr_hooks_free(hooks);
     char *warnings = NULL;
     hr_router_lint(c->routing->router, &warnings);
     if (warnings)
         fprintf(stderr, "%s", warnings);
     size_t nroutes = c->routing->router->nroutes, nusers = c->routing->dir->nusers;
     if (as_json) {
-        json_t *o = json_pack("{s:s, s:b, s:o, s:I, s:I, s:s?}", "config", c->cfg->path, "ok", 1,
-                              "channels", arr, "routes", (json_int_t)nroutes, "users",
-                              (json_int_t)nusers, "warnings", warnings);
+        json_t *o = json_pack("{s:s, s:b, s:o, s:I, s:I, s:I, s:s?}", "config", c->cfg->path,
+                              "ok", 1, "channels", arr, "routes", (json_int_t)nroutes, "users",
+                              (json_int_t)nusers, "hooks", (json_int_t)nhooks, "warnings",
+                              warnings);
         json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(o);
@@ -1214,6 +1221,8 @@ static int cmd_check(ctx *c, int argc, char **argv)
         if (nroutes || nusers)
             printf("; %zu route%s, %zu user%s", nroutes, nroutes == 1 ? "" : "s", nusers,
                    nusers == 1 ? "" : "s");
+        if (nhooks)
+            printf("; %zu inbound hook source%s", nhooks, nhooks == 1 ? "" : "s");
         putchar('\n');
     }
     free(warnings);

@@ -21,6 +21,7 @@
 #include "dispatch.h"
 #include "internal.h"
 #include "store.h"
+#include "hooks.h"
 #include "http_api.h"
 #include "metrics.h"
 #include "submit.h"
@@ -32,6 +33,9 @@
 #define WAIT_CHECK_MS 50
 
 #define CHECKPOINT_MS 100
+
+#define HOOKS_BATCH 64        /* webhook receipts turned into events per round */
+#define HOOKS_RETRY_MS 1000   /* after the store failed to */
 
 static volatile sig_atomic_t got_term, got_hup;
 
@@ -124,6 +128,9 @@ typedef struct daemon {
     hr_config *old_cfg;
     hr_loader *old_loader;
     hr_routing *routing;
+    hr_hooks *hooks;           /* inbound webhook sources, replaced on reload */
+    int hooks_due;             /* receipts may wait to become events */
+    long long hooks_retry_ms;  /* not before then: the store failed */
     hr_api *api;
     hr_metrics *metrics;
     /* Socket submissions of the round, counted in metrics once committed. */
@@ -444,7 +451,7 @@ static void log_policy(const hr_config *cfg)
 
 /* Load the configuration and open every channel so a bad one fails now. */
 static herald_status load(daemon_t *dm, hr_config **cfg, hr_loader **loader,
-                          hr_routing **routing, char *err, size_t errlen)
+                          hr_routing **routing, hr_hooks **hooks, char *err, size_t errlen)
 {
     herald_status st = hr_config_load(dm->config_path, cfg, err, errlen);
     if (st != HERALD_OK)
@@ -458,6 +465,8 @@ static herald_status load(daemon_t *dm, hr_config **cfg, hr_loader **loader,
     }
     if (st == HERALD_OK)
         st = hr_routing_load(routing, *cfg, *loader, dm->store, err, errlen);
+    if (st == HERALD_OK && (st = hr_hooks_load(*cfg, hooks, err, errlen)) != HERALD_OK)
+        hr_routing_free(*routing);
     if (st != HERALD_OK) {
         hr_loader_free(*loader);
         hr_config_free(*cfg);
@@ -559,8 +568,9 @@ static void reload(daemon_t *dm)
     hr_config *cfg;
     hr_loader *loader;
     hr_routing *routing;
+    hr_hooks *hooks;
     char err[1024];
-    if (load(dm, &cfg, &loader, &routing, err, sizeof err) != HERALD_OK) {
+    if (load(dm, &cfg, &loader, &routing, &hooks, err, sizeof err) != HERALD_OK) {
         hr_log(HERALD_LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
         hr_policy_install(&dm->cfg->outbound); /* loading the refused one installed its own */
         sd_notify_state("READY=1");
@@ -574,6 +584,9 @@ static void reload(daemon_t *dm)
     /* Routing is only read while submitting, never by a draining dispatcher. */
     hr_routing_free(dm->routing);
     dm->routing = routing;
+    /* The API reads the sources per request and keeps none across rounds. */
+    hr_hooks_free(dm->hooks);
+    dm->hooks = hooks;
     hr_dispatcher_drain(dm->d);
     dm->old = dm->d;
     dm->old_cfg = dm->cfg;
@@ -604,6 +617,30 @@ static void accept_clients(daemon_t *dm)
         dm->clients = c;
         dm->nclients++;
     }
+}
+
+static void hook_counted(void *ctx, const char *tenant, int duplicate)
+{
+    hr_metrics_events(ctx, tenant, "hook", !duplicate, duplicate != 0);
+}
+
+/* Webhook receipts into events (hooks.h), in a transaction of their own:
+ * those committed in an earlier round, so their senders heard 202 before any
+ * routing work. Not while draining: they wait, stored, for the next start. */
+static void process_hooks(daemon_t *dm)
+{
+    long long now = hr_now_ms();
+    if (!dm->hooks_due || dm->draining || now < dm->hooks_retry_ms)
+        return;
+    size_t done = 0;
+    if (hr_hooks_process(dm->hooks, dm->cfg, dm->loader, dm->routing, dm->store, dm->d,
+                         HOOKS_BATCH, hook_counted, dm->metrics, &done) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "cannot turn webhook receipts into events, trying again in "
+               "1 s: %s", hr_store_error(dm->store));
+        dm->hooks_retry_ms = now + HOOKS_RETRY_MS;
+        return;
+    }
+    dm->hooks_due = done == HOOKS_BATCH; /* a full batch: there may be more */
 }
 
 /* Marks the HTTP API's descriptor among the polled ones. */
@@ -656,6 +693,11 @@ static int run(daemon_t *dm)
         long long api_timeout = dm->api ? hr_api_timeout(dm->api) : -1;
         if (api_timeout >= 0 && api_timeout < timeout)
             timeout = (int)api_timeout;
+        if (dm->hooks_due && !dm->draining) {
+            long long wait = dm->hooks_retry_ms - hr_now_ms();
+            if (wait < timeout)
+                timeout = wait < 0 ? 0 : (int)wait;
+        }
         hr_dispatcher_step(dm->d, timeout, fds, n);
         if (dm->old) {
             hr_dispatcher_step(dm->old, 0, NULL, 0);
@@ -707,6 +749,9 @@ static int run(daemon_t *dm)
                     reply(c, error_reply(1, msg));
             }
         }
+        process_hooks(dm);
+        if (hr_api_receipts(dm->api))
+            dm->hooks_due = 1; /* next round, once the 202s are sent */
         check_waits(dm, hr_now_ms());
         for (client *c = dm->clients, *next; c; c = next) {
             next = c->next;
@@ -776,7 +821,7 @@ int main(int argc, char **argv)
     int explicit_;
     dm.config_path = hr_config_pick(cfg_opt, &explicit_);
     char err[1024];
-    if (load(&dm, &dm.cfg, &dm.loader, &dm.routing, err, sizeof err) != HERALD_OK) {
+    if (load(&dm, &dm.cfg, &dm.loader, &dm.routing, &dm.hooks, err, sizeof err) != HERALD_OK) {
         fprintf(stderr, "heraldd: %s\n", err);
         return 2;
     }
@@ -811,11 +856,15 @@ int main(int argc, char **argv)
     hr_api_env env = {.cfg = &dm.cfg, .loader = &dm.loader, .routing = &dm.routing, .d = &dm.d,
                       .store = dm.store, .begin = api_begin, .status = api_status,
                       .draining = &dm.draining, .changed = api_changed,
-                      .metrics = dm.metrics, .ctx = &dm};
+                      .metrics = dm.metrics, .ctx = &dm, .hooks = &dm.hooks};
+    dm.hooks_due = 1; /* receipts a previous run stored but did not process */
     dm.api = hr_api_start(dm.cfg, &env, err, sizeof err);
     int api_failed = !dm.api && err[0];
     if (api_failed)
         hr_log(HERALD_LOG_ERROR, "%s", err);
+    else if (!dm.api && dm.hooks->n)
+        hr_log(HERALD_LOG_WARNING, "hooks are configured but there is no http group: nothing "
+               "receives them; add http = { listen = \"127.0.0.1:8730\"; };");
     dm.inflight_budget = raise_fd_limit();
     dm.d = new_dispatcher(&dm);
     int rc = 2;
@@ -848,6 +897,7 @@ int main(int argc, char **argv)
     hr_store_close(dm.store);
     hr_metrics_free(dm.metrics); /* after the dispatchers, which count into it */
     hr_routing_free(dm.routing);
+    hr_hooks_free(dm.hooks);
     hr_loader_free(dm.loader);
     hr_config_free(dm.cfg);
     hr_secrets_clear();

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "hooks.h"
 #include "http_api.h"
 #include "sign.h"
 #include "submit.h"
@@ -49,6 +50,11 @@ typedef struct req {
     int duplicate;
     long long wait_ms, wait_until;
     char tenant[65];
+    /* POST /v1/hooks/{source}: the body limit is the source's */
+    size_t max_body;
+    char hook[65];
+    long long receipt;
+    char message_id[HR_HOOK_ID_MAX + 1];
     struct req *next;
 } req;
 
@@ -69,6 +75,8 @@ struct hr_api {
     long long tokens_version, tokens_checked_ms;
     req *pending; /* submitted in this round: answered after the commit */
     req *waiting; /* ?wait: answered when final or at the deadline */
+    req *hooks_pending; /* webhook receipts of this round: answered after the commit */
+    size_t receipts;    /* new receipts committed, for hr_api_receipts() */
     rate_slot slots[RATE_SLOTS];
     char *tls_key, *tls_cert;
 };
@@ -629,6 +637,105 @@ static void get_openapi(hr_api *api, req *r, const auth *a, char **seg)
 {
     (void)api, (void)a, (void)seg;
     answer(r, 200, hr_strdup(openapi_json), NULL);
+}
+
+/* ---- inbound webhooks ---- */
+
+static const hr_hook_source *hook_source(hr_api *api, const char *name)
+{
+    return api->env.hooks ? hr_hooks_find(*api->env.hooks, name) : NULL;
+}
+
+static const char *conn_header(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
+}
+
+typedef struct header_walk {
+    const hr_hook_source *src;
+    json_t *out;
+} header_walk;
+
+static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    header_walk *w = cls;
+    char name[129];
+    size_t n = strlen(key);
+    if (n >= sizeof name || !value)
+        return MHD_YES;
+    for (size_t i = 0; i <= n; i++)
+        name[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+    if (!hr_hook_header_kept(w->src, name))
+        return MHD_YES;
+    const char *before = json_string_value(json_object_get(w->out, name));
+    json_t *v = before ? json_sprintf("%s, %s", before, value) : json_string(value);
+    if (v) /* NULL: not UTF-8; such a header is of no use to a template */
+        json_object_set_new(w->out, name, v);
+    return MHD_YES;
+}
+
+/* Verified, stored in the round's transaction and answered after the commit;
+ * turned into an event later (hr_hooks_process), never here. */
+static void post_hook(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)a;
+    const hr_hook_source *src = hook_source(api, seg[3]);
+    if (!src) {
+        answer_error(r, 404, "not_found", "no hook source '%s'; configure hooks.%s in herald.conf",
+                     seg[3], seg[3]);
+        return;
+    }
+    char why[512], addr[64];
+    const char *body = r->body.data ? r->body.data : "";
+    if (hr_hook_verify(src, conn_header, r->conn, body, r->body.len, hr_now_ms() / 1000, why,
+                       sizeof why) != 0) {
+        client_address(r->conn, addr, sizeof addr);
+        hr_log(HERALD_LOG_WARNING, "hook %s: refused a request from %s: %s", src->name, addr, why);
+        answer_error(r, 401, "invalid_signature", "%s", why);
+        return;
+    }
+    json_t *parsed;
+    if (!json_body(r, &parsed))
+        return;
+    json_decref(parsed);
+    if (hr_hook_message_id(src, conn_header, r->conn, body, r->message_id, why, sizeof why) != 0) {
+        answer_error(r, 400, "invalid_header", "%s", why);
+        return;
+    }
+    header_walk w = {src, json_object()};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, keep_header, &w);
+    char *headers = json_dumps(w.out, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(w.out);
+    hr_receipt rc = {.source = src->name, .message_id = r->message_id, .tenant = src->tenant,
+                     .headers = headers, .body = (char *)body, .body_len = r->body.len,
+                     .received_ms = hr_now_ms()};
+    int dup = 0;
+    herald_status st = HERALD_E_IO;
+    if (api->env.begin(api->env.ctx))
+        st = hr_store_receipt_add(api->env.store, &rc, &r->receipt, &dup);
+    free(headers);
+    if (st != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "cannot store the webhook: %s; send it again",
+                     hr_store_error(api->env.store));
+        return;
+    }
+    snprintf(r->hook, sizeof r->hook, "%s", src->name);
+    r->duplicate = dup;
+    r->next = api->hooks_pending;
+    api->hooks_pending = r;
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+size_t hr_api_receipts(hr_api *api)
+{
+    if (!api)
+        return 0;
+    size_t n = api->receipts;
+    api->receipts = 0;
+    return n;
 }
 
 /* ---- webhook subscriptions ---- */
@@ -1475,6 +1582,8 @@ static const route routes[] = {
     {"GET", "/v1/users/{name}/preferences", "user", get_prefs},
     {"PUT", "/v1/users/{name}/preferences", "user", put_prefs},
     {"PATCH", "/v1/users/{name}/preferences", "user", patch_prefs},
+    /* No token: the source's signature or shared token is the credential. */
+    {"POST", "/v1/hooks/{source}", NULL, post_hook},
     {"GET", "/v1/openapi.json", NULL, get_openapi},
     {"GET", "/healthz", NULL, get_healthz},
     {"GET", "/readyz", NULL, get_readyz},
@@ -1597,13 +1706,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->api = api;
         *con_cls = r;
+        r->max_body = api->max_body;
+        const hr_hook_source *src = !strncmp(url, "/v1/hooks/", 10) && !strcmp(method, "POST")
+                                        ? hook_source(api, url + 10)
+                                        : NULL;
+        if (src) {
+            r->max_body = src->max_body;
+            snprintf(r->hook, sizeof r->hook, "%s", src->name);
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > api->max_body)
+        if (cl && strtoull(cl, NULL, 10) > r->max_body)
             r->too_large = 1;
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (r->body.len + *upload_data_size > api->max_body)
+        if (r->body.len + *upload_data_size > r->max_body)
             r->too_large = 1;
         else
             hr_buf_add(&r->body, upload_data, *upload_data_size);
@@ -1614,9 +1731,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES; /* resumed spuriously: not answered yet */
     if (r->resp || r->status)
         return send_answer(r); /* after resume */
-    if (r->too_large)
+    if (r->too_large && r->hook[0])
         answer_error(r, 413, "too_large", "the body is over %zu bytes; shorten it or raise "
-                     "http.max_body", api->max_body);
+                     "hooks.%s.max_body", r->max_body, r->hook);
+    else if (r->too_large)
+        answer_error(r, 413, "too_large", "the body is over %zu bytes; shorten it or raise "
+                     "http.max_body", r->max_body);
     else
         dispatch(api, r, url, method);
     if (r->suspended)
@@ -1667,6 +1787,21 @@ void hr_api_after_commit(hr_api *api, int committed)
         }
     }
     api->pending = NULL;
+    for (req *r = api->hooks_pending, *next; r; r = next) {
+        next = r->next;
+        if (!committed) {
+            answer_error(r, 503, "unavailable", "the webhook could not be stored: %s; nothing "
+                         "was kept, send it again", hr_store_error(api->env.store));
+        } else {
+            /* A duplicate is acknowledged (200: nothing new) so the sender stops retrying. */
+            answer_json(r, r->duplicate ? 200 : 202,
+                        json_pack("{s:I, s:s, s:b}", "id", (json_int_t)r->receipt,
+                                  "message_id", r->message_id, "duplicate", r->duplicate));
+            api->receipts += !r->duplicate;
+        }
+        resume_with(r);
+    }
+    api->hooks_pending = NULL;
     req **pp = &api->waiting;
     while (*pp) {
         req *r = *pp;
@@ -1799,6 +1934,8 @@ void hr_api_stop(hr_api *api)
         for (req *r = api->pending; r; r = r->next)
             resume_with(r);
         for (req *r = api->waiting; r; r = r->next)
+            resume_with(r);
+        for (req *r = api->hooks_pending; r; r = r->next)
             resume_with(r);
         MHD_stop_daemon(api->mhd);
     }

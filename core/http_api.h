@@ -37,6 +37,8 @@ typedef struct hr_api_env {
     /* Counters and histograms for /metrics; events the API accepted are counted in it. */
     hr_metrics *metrics;
     void *ctx;
+    /* The inbound webhook sources (POST /v1/hooks/{source}); may be NULL. */
+    struct hr_hooks **hooks;
 } hr_api_env;
 
 /* Start when the config has an http group (NULL without one, or on error
@@ -51,6 +53,9 @@ void hr_api_run(hr_api *api);
 /* After the round's commit (committed 0: it failed): answer the submissions
  * of the round, and the waits that are over. */
 void hr_api_after_commit(hr_api *api, int committed);
+/* How many new webhook receipts were committed since the last call (then
+ * hr_hooks_process() has work). */
+size_t hr_api_receipts(hr_api *api);
 /* "METHOD PATH" of every route, one per line, for the OpenAPI check. */
 void hr_api_print_routes(FILE *out);
 

@@ -281,7 +281,7 @@ void hr_metrics_render(hr_metrics *m, hr_buf *b)
 
     void **ev = table_sorted(&m->events);
     hr_buf_adds(b, "# HELP herald_events_accepted_total Events stored, by tenant and by where "
-                   "they were submitted (socket, http).\n"
+                   "they were submitted (socket, http, hook).\n"
                    "# TYPE herald_events_accepted_total counter\n");
     for (size_t i = 0; i < m->events.n; i++) {
         events_m *e = ev[i];

@@ -184,6 +184,26 @@ static const char *const migrations[] = {
     "  payload_max, body_template, created_ms, updated_ms FROM webhooks;"
     "DROP TABLE webhooks;"
     "ALTER TABLE webhooks6 RENAME TO webhooks;",
+    /* 6 -> 7: inbound webhooks (POST /v1/hooks/{source}). A verified request
+     * is kept as it came (the headers templates may read, minus credentials,
+     * and the raw body) and acknowledged once committed; a later step turns
+     * it into an event. (source, message_id) is unique: a sender's retry of a
+     * message is acknowledged as a duplicate and never processed twice. Only
+     * receipts still to process are indexed. */
+    "CREATE TABLE hook_receipts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  source TEXT NOT NULL,"
+    "  message_id TEXT NOT NULL,"
+    "  tenant TEXT NOT NULL DEFAULT 'default',"
+    "  received_ms INTEGER NOT NULL,"
+    "  headers TEXT NOT NULL DEFAULT '{}'," /* JSON object, lowercase names */
+    "  body TEXT NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2)," /* new, done, failed */
+    "  event_id TEXT,"
+    "  error TEXT,"
+    "  processed_ms INTEGER,"
+    "  UNIQUE (source, message_id));"
+    "CREATE INDEX hook_receipts_new ON hook_receipts(id) WHERE state = 0;",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -2473,4 +2493,132 @@ void hr_tenant_stats_clear(hr_tenant_stats *t)
     tstats_free(t->by_channel, t->nchannel);
     tstats_free(t->by_source, t->nsource);
     memset(t, 0, sizeof *t);
+}
+
+/* ---- inbound webhooks ---- */
+
+herald_status hr_store_receipt_add(hr_store *s, const hr_receipt *r, long long *id,
+                                   int *duplicate)
+{
+    *id = 0;
+    *duplicate = 0;
+    herald_status st = write_begin(s, "store the webhook receipt");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = NULL;
+    /* DO NOTHING, not a constraint error: in a batch a failed call would spoil
+     * the whole round's transaction. */
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO hook_receipts (source, message_id, tenant, "
+                                  "received_ms, headers, body) VALUES (?1, ?2, "
+                                  "coalesce(?3, 'default'), ?4, coalesce(?5, '{}'), ?6) "
+                                  "ON CONFLICT (source, message_id) DO NOTHING RETURNING id",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, "store the webhook receipt");
+    } else {
+        bind_text(s, q, 1, r->source);
+        bind_text(s, q, 2, r->message_id);
+        bind_text(s, q, 3, r->tenant);
+        bind_int(s, q, 4, r->received_ms);
+        bind_text(s, q, 5, r->headers);
+        bind_textn(s, q, 6, r->body ? r->body : "", r->body ? r->body_len : 0);
+        int rc = step(s, q);
+        if (rc == SQLITE_ROW)
+            *id = sqlite3_column_int64(q, 0);
+        else if (rc != SQLITE_DONE)
+            st = db_fail(s, "store the webhook receipt");
+        if (rc == SQLITE_ROW && sqlite3_step(q) != SQLITE_DONE)
+            st = db_fail(s, "store the webhook receipt");
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (st == HERALD_OK && !*id) {
+        *duplicate = 1;
+        if (sqlite3_prepare_v2(s->db, "SELECT id FROM hook_receipts WHERE source = ?1 AND "
+                                      "message_id = ?2", -1, &q, NULL) != SQLITE_OK) {
+            st = db_fail(s, "look up the webhook receipt");
+        } else {
+            bind_text(s, q, 1, r->source);
+            bind_text(s, q, 2, r->message_id);
+            if (step(s, q) == SQLITE_ROW)
+                *id = sqlite3_column_int64(q, 0);
+            else
+                st = db_fail(s, "look up the webhook receipt");
+        }
+        sqlite3_finalize(q);
+    }
+    return write_end(s, st, "store the webhook receipt");
+}
+
+herald_status hr_store_receipts_new(hr_store *s, size_t max, hr_receipt **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, source, message_id, tenant, received_ms, headers, "
+                                  "body FROM hook_receipts WHERE state = 0 ORDER BY id "
+                                  "LIMIT ?1", -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "read the webhook receipts");
+    bind_int(s, q, 1, (long long)max);
+    int rc;
+    size_t cap = 0;
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = hr_realloc(*out, cap * sizeof **out);
+        }
+        hr_receipt *r = &(*out)[(*n)++];
+        memset(r, 0, sizeof *r);
+        r->id = sqlite3_column_int64(q, 0);
+        r->source = col_dup(q, 1);
+        r->message_id = col_dup(q, 2);
+        r->tenant = col_dup(q, 3);
+        r->received_ms = sqlite3_column_int64(q, 4);
+        r->headers = col_dup(q, 5);
+        r->body_len = (size_t)sqlite3_column_bytes(q, 6);
+        r->body = hr_strndup((const char *)sqlite3_column_text(q, 6), r->body_len);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        hr_receipts_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return db_fail(s, "read the webhook receipts");
+    }
+    return HERALD_OK;
+}
+
+herald_status hr_store_receipt_finish(hr_store *s, long long id, const char *event_id,
+                                      const char *error, long long now)
+{
+    herald_status st = write_begin(s, "record the webhook receipt's outcome");
+    if (st != HERALD_OK)
+        return st;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "UPDATE hook_receipts SET state = CASE WHEN ?2 IS NULL "
+                                  "THEN 2 ELSE 1 END, event_id = ?2, error = ?3, "
+                                  "processed_ms = ?4 WHERE id = ?1 AND state = 0",
+                           -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, "record the webhook receipt's outcome");
+    } else {
+        bind_int(s, q, 1, id);
+        bind_text(s, q, 2, event_id);
+        bind_text(s, q, 3, error);
+        bind_int(s, q, 4, now);
+        if (step(s, q) != SQLITE_DONE)
+            st = db_fail(s, "record the webhook receipt's outcome");
+    }
+    sqlite3_finalize(q);
+    return write_end(s, st, "record the webhook receipt's outcome");
+}
+
+void hr_receipts_free(hr_receipt *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].source);
+        free(v[i].message_id);
+        free(v[i].tenant);
+        free(v[i].headers);
+        free(v[i].body);
+    }
+    free(v);
 }

@@ -315,4 +315,29 @@ herald_status hr_store_tenant_stats(hr_store *s, const char *tenant, long long s
                                     hr_tenant_stats *out);
 void hr_tenant_stats_clear(hr_tenant_stats *t);
 
+/* ---- inbound webhooks (hooks.h) ---- */
+
+/* A verified request to POST /v1/hooks/{source}, as stored. */
+typedef struct hr_receipt {
+    long long id;
+    char *source, *message_id;
+    char *tenant;  /* NULL: "default" */
+    char *headers; /* JSON object text, lowercase names; NULL: {} */
+    char *body;    /* the raw body, NUL-terminated past body_len */
+    size_t body_len;
+    long long received_ms;
+} hr_receipt;
+
+/* Store a receipt unless (source, message_id) is stored already: then
+ * nothing is written, *duplicate is 1 and *id is the first one's. */
+herald_status hr_store_receipt_add(hr_store *s, const hr_receipt *r, long long *id,
+                                   int *duplicate);
+/* Up to max receipts not processed yet, oldest first. */
+herald_status hr_store_receipts_new(hr_store *s, size_t max, hr_receipt **out, size_t *n);
+/* A processed receipt: done with the event it became (event_id), or failed
+ * (event_id NULL) with error. Only a receipt not processed yet changes. */
+herald_status hr_store_receipt_finish(hr_store *s, long long id, const char *event_id,
+                                      const char *error, long long now);
+void hr_receipts_free(hr_receipt *v, size_t n);
+
 #endif /* HERALD_STORE_H */

@@ -216,19 +216,19 @@ static void test_open(void)
     char *wal = hr_asprintf("%s-wal", path);
     ok(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600, "WAL file is 0600 too");
     free(wal);
-    is_int(q_int(path, "PRAGMA user_version"), 6, "schema version 6");
+    is_int(q_int(path, "PRAGMA user_version"), 7, "schema version 7");
     char *mode = q_text(path, "PRAGMA journal_mode");
     is_str(mode, "wal", "WAL journal mode");
     free(mode);
     char *tables = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'table' "
                                 "ORDER BY name");
-    is_str(tables, "attempts\nchannel_state\ndeliveries\nevents\ngroup_members\nmeta\n"
-           "route_rate\nroute_seen\ntokens\nuser_prefs\nusers\nwebhooks", "tables created");
+    is_str(tables, "attempts\nchannel_state\ndeliveries\nevents\ngroup_members\nhook_receipts\n"
+           "meta\nroute_rate\nroute_seen\ntokens\nuser_prefs\nusers\nwebhooks", "tables created");
     free(tables);
     char *idx = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql "
                              "IS NOT NULL ORDER BY name");
     is_str(idx, "attempts_delivery\ndeliveries_channel_due\ndeliveries_event\ndeliveries_leased\n"
-           "events_idempotency",
+           "events_idempotency\nhook_receipts_new",
            "indexes created");
     free(idx);
     long long id = submit_one(s, "a.b", "c", T0, T0, HR_D_PENDING, NULL);
@@ -264,7 +264,7 @@ static void test_open(void)
                             "WHERE state IN (0, 1, 5); ALTER TABLE events DROP COLUMN route_trail; "
                             "DROP TABLE route_seen; DROP TABLE route_rate; DROP TABLE users; "
                             "DROP TABLE user_prefs; DROP TABLE group_members; DROP TABLE meta; "
-                            "DROP TABLE webhooks; DROP TABLE tokens; "
+                            "DROP TABLE webhooks; DROP TABLE tokens; DROP TABLE hook_receipts; "
                             "ALTER TABLE events DROP COLUMN tenant; "
                             "PRAGMA user_version = 1"),
                SQLITE_OK, "make a version 1 database");
@@ -273,7 +273,7 @@ static void test_open(void)
             free(path);
             return;
         }
-        is_int(q_int(path, "PRAGMA user_version"), 6, "migrated to version 6");
+        is_int(q_int(path, "PRAGMA user_version"), 7, "migrated to version 7");
         char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                                 "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
                                 "ORDER BY name)");
@@ -290,7 +290,7 @@ static void test_open(void)
 
     /* A newer schema is refused, untouched. */
     path = db_path("future.db");
-    is_int(q_exec(path, "PRAGMA user_version = 7"), SQLITE_OK, "write a future version");
+    is_int(q_exec(path, "PRAGMA user_version = 8"), SQLITE_OK, "write a future version");
     s = (hr_store *)1;
     err[0] = '\0';
     st = hr_store_open(path, &s, err, sizeof err);
@@ -299,10 +299,10 @@ static void test_open(void)
     if (st == HERALD_OK)
         hr_store_close(s);
     like(err, path, "refusal names the file");
-    like(err, "version 7 is newer than this herald supports (6)", "refusal names both versions");
+    like(err, "version 8 is newer than this herald supports (7)", "refusal names both versions");
     like(err, "upgrade herald", "refusal names the remedy");
     ok(!strchr(err, '\n'), "refusal is one line");
-    is_int(q_int(path, "PRAGMA user_version"), 7, "refused database left alone");
+    is_int(q_int(path, "PRAGMA user_version"), 8, "refused database left alone");
     char *mode2 = q_text(path, "PRAGMA journal_mode");
     is_str(mode2, "delete", "refused database not switched to WAL");
     free(mode2);
@@ -1412,6 +1412,56 @@ static void remove_dir(void)
         printf("# could not remove %s\n", dir);
 }
 
+/* Webhook receipts: a repeated (source, message id) is a duplicate, not an
+ * error that would spoil the round's batch; processing marks each once. */
+static void test_receipts(const char *path)
+{
+    char err[512];
+    hr_store *s;
+    if (hr_store_open(path, &s, err, sizeof err) != HERALD_OK) {
+        ok(0, err);
+        return;
+    }
+    hr_receipt r = {.source = "gh", .message_id = "m-1", .headers = "{\"x-a\":\"b\"}",
+                    .body = "{\"a\":1}xx", .body_len = 7, .received_ms = T0};
+    long long id1 = 0, id2 = 0, id3 = 0;
+    int dup1 = -1, dup2 = -1, dup3 = -1;
+    is_int(hr_store_begin_batch(s), HERALD_OK, "receipts: begin a batch");
+    is_int(hr_store_receipt_add(s, &r, &id1, &dup1), HERALD_OK, "a receipt is stored");
+    is_int(hr_store_receipt_add(s, &r, &id2, &dup2), HERALD_OK, "the same message again: no error");
+    r.source = "other";
+    is_int(hr_store_receipt_add(s, &r, &id3, &dup3), HERALD_OK,
+           "the same message id from another source");
+    is_int(hr_store_commit(s), HERALD_OK, "and the batch commits");
+    ok(id1 > 0 && dup1 == 0, "the first is new");
+    ok(id2 == id1 && dup2 == 1, "the repeat is a duplicate with the first one's id");
+    ok(id3 != id1 && dup3 == 0, "another source's is its own");
+    is_int(q_int(path, "SELECT count(*) FROM hook_receipts"), 2, "two rows");
+
+    hr_receipt *v = NULL;
+    size_t n = 0;
+    is_int(hr_store_receipts_new(s, 1, &v, &n), HERALD_OK, "read new receipts");
+    ok(n == 1 && v[0].id == id1 && !strcmp(v[0].source, "gh") && !strcmp(v[0].tenant, "default") &&
+       v[0].body_len == 7 && !strcmp(v[0].body, "{\"a\":1}") &&
+       !strcmp(v[0].headers, "{\"x-a\":\"b\"}") && v[0].received_ms == T0,
+       "oldest first, at most max, as stored (the body to its length)");
+    hr_receipts_free(v, n);
+    is_int(hr_store_receipt_finish(s, id1, "ev-1", NULL, T0 + 1), HERALD_OK, "mark one done");
+    is_int(hr_store_receipt_finish(s, id1, NULL, "late", T0 + 2), HERALD_OK,
+           "marking it again changes nothing");
+    is_int(hr_store_receipt_finish(s, id3, NULL, "bad type", T0 + 1), HERALD_OK,
+           "mark the other failed");
+    char *st = q_text(path, "SELECT group_concat(state || ':' || coalesce(event_id, '-') || ':' "
+                            "|| coalesce(error, '-'), ' ') FROM (SELECT * FROM hook_receipts "
+                            "ORDER BY id)");
+    is_str(st, "1:ev-1:- 2:-:bad type", "done with its event, failed with its reason");
+    free(st);
+    is_int(hr_store_receipts_new(s, 10, &v, &n), HERALD_OK, "read new receipts again");
+    is_int((long long)n, 0, "none left to process");
+    hr_receipts_free(v, n);
+    hr_store_close(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -1468,6 +1518,9 @@ int main(void)
     path = db_path("tx.db");
     test_transactions(path);
     test_plan(path);
+    free(path);
+    path = db_path("receipts.db");
+    test_receipts(path);
     free(path);
     path = db_path("race.db");
     test_concurrency(path);
