@@ -204,6 +204,11 @@ static const char *const migrations[] = {
     "  processed_ms INTEGER,"
     "  UNIQUE (source, message_id));"
     "CREATE INDEX hook_receipts_new ON hook_receipts(id) WHERE state = 0;",
+    /* 7 -> 8: GET /v1/stats reads a tenant's attempts started since a time
+     * and its deliveries finished since a time; without these it scanned
+     * both tables. Only finished deliveries are indexed by their last change. */
+    "CREATE INDEX attempts_started ON attempts(started_ms);"
+    "CREATE INDEX deliveries_finished ON deliveries(updated_ms) WHERE state IN (2, 3, 4);",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))

@@ -216,7 +216,7 @@ static void test_open(void)
     char *wal = hr_asprintf("%s-wal", path);
     ok(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600, "WAL file is 0600 too");
     free(wal);
-    is_int(q_int(path, "PRAGMA user_version"), 7, "schema version 7");
+    is_int(q_int(path, "PRAGMA user_version"), 8, "schema version 8");
     char *mode = q_text(path, "PRAGMA journal_mode");
     is_str(mode, "wal", "WAL journal mode");
     free(mode);
@@ -227,8 +227,8 @@ static void test_open(void)
     free(tables);
     char *idx = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql "
                              "IS NOT NULL ORDER BY name");
-    is_str(idx, "attempts_delivery\ndeliveries_channel_due\ndeliveries_event\ndeliveries_leased\n"
-           "events_idempotency\nhook_receipts_new",
+    is_str(idx, "attempts_delivery\nattempts_started\ndeliveries_channel_due\ndeliveries_event\n"
+           "deliveries_finished\ndeliveries_leased\nevents_idempotency\nhook_receipts_new",
            "indexes created");
     free(idx);
     long long id = submit_one(s, "a.b", "c", T0, T0, HR_D_PENDING, NULL);
@@ -259,6 +259,7 @@ static void test_open(void)
         long long queued = submit_one(s, "a.b", "old", T0, T0, HR_D_PENDING, NULL);
         hr_store_close(s);
         is_int(q_exec(path, "DROP INDEX deliveries_channel_due; DROP INDEX deliveries_leased; "
+                            "DROP INDEX attempts_started; DROP INDEX deliveries_finished; "
                             "ALTER TABLE deliveries DROP COLUMN lease_owner; "
                             "CREATE INDEX deliveries_due ON deliveries(due_at) "
                             "WHERE state IN (0, 1, 5); ALTER TABLE events DROP COLUMN route_trail; "
@@ -273,7 +274,7 @@ static void test_open(void)
             free(path);
             return;
         }
-        is_int(q_int(path, "PRAGMA user_version"), 7, "migrated to version 7");
+        is_int(q_int(path, "PRAGMA user_version"), 8, "migrated to version 8");
         char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                                 "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
                                 "ORDER BY name)");
@@ -290,7 +291,7 @@ static void test_open(void)
 
     /* A newer schema is refused, untouched. */
     path = db_path("future.db");
-    is_int(q_exec(path, "PRAGMA user_version = 8"), SQLITE_OK, "write a future version");
+    is_int(q_exec(path, "PRAGMA user_version = 9"), SQLITE_OK, "write a future version");
     s = (hr_store *)1;
     err[0] = '\0';
     st = hr_store_open(path, &s, err, sizeof err);
@@ -299,10 +300,10 @@ static void test_open(void)
     if (st == HERALD_OK)
         hr_store_close(s);
     like(err, path, "refusal names the file");
-    like(err, "version 8 is newer than this herald supports (7)", "refusal names both versions");
+    like(err, "version 9 is newer than this herald supports (8)", "refusal names both versions");
     like(err, "upgrade herald", "refusal names the remedy");
     ok(!strchr(err, '\n'), "refusal is one line");
-    is_int(q_int(path, "PRAGMA user_version"), 8, "refused database left alone");
+    is_int(q_int(path, "PRAGMA user_version"), 9, "refused database left alone");
     char *mode2 = q_text(path, "PRAGMA journal_mode");
     is_str(mode2, "delete", "refused database not switched to WAL");
     free(mode2);
@@ -1316,6 +1317,15 @@ static void test_plan(const char *path)
          "AND channel NOT IN (SELECT value FROM json_each(?4)) ORDER BY due_at LIMIT ?3) "
          "RETURNING id",
          "USING INDEX deliveries_event (event_id=?)"},
+        /* GET /v1/stats: a tenant's finished deliveries and attempts since a time. */
+        {"EXPLAIN QUERY PLAN SELECT e.type, d.channel, coalesce(e.source, ''), d.state "
+         "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.tenant = ?1 "
+         "AND d.state IN (2, 3, 4) AND d.updated_ms >= ?2",
+         "USING INDEX deliveries_finished (updated_ms>?)"},
+        {"EXPLAIN QUERY PLAN SELECT e.type, d.channel, coalesce(e.source, ''), a.duration_ms "
+         "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+         "JOIN events e ON e.id = d.event_id WHERE e.tenant = ?1 AND a.started_ms >= ?2",
+         "USING INDEX attempts_started (started_ms>?)"},
     };
     for (size_t i = 0; i < HR_ARRAY_LEN(plans); i++) {
         sqlite3 *db;
@@ -1339,9 +1349,13 @@ static void test_plan(const char *path)
         static const char *const what[] = {"claim across channels reads claimable rows only",
                                            "channel claim uses the channel index",
                                            "listing queued channels seeks the channel index",
-                                           "event claim uses the event index"};
+                                           "event claim uses the event index",
+                                           "statistics seek finished deliveries by time",
+                                           "statistics seek attempts by start time"};
         like(b.data, plans[i][1], what[i]);
-        if (i > 0) { /* the first is for tools and tests: it may scan the partial index */
+        if (i >= 4) {
+            ok(!strstr(b.data, "SCAN"), "statistics scan no table");
+        } else if (i > 0) { /* the first is for tools and tests: it may scan the partial index */
             ok(!strstr(b.data, "SCAN deliveries"), "claim does not scan deliveries");
             if (i < 3)
                 ok(!strstr(b.data, "TEMP B-TREE"), "claim does not sort");
