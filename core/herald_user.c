@@ -1,6 +1,7 @@
 /* herald_user.c - `herald user`, `herald prefs` and `herald group`: people, their addresses
  * and preferences, managed at run time in the store (on top of what the config declares;
- * see route.h for how the two combine). heraldd picks changes up within a second. */
+ * see route.h for how the two combine). heraldd picks changes up within a second. Like the
+ * config's, they are the default tenant's; other tenants manage theirs over the HTTP API. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -86,7 +87,7 @@ static int is_channel(session *ss, const char *name)
 static void put(session *ss, const char *user, const char *kind, const char *key,
                 const char *value)
 {
-    if (hr_store_pref_put(ss->store, user, kind, key, value) != HERALD_OK)
+    if (hr_store_pref_put(ss->store, NULL, user, kind, key, value) != HERALD_OK)
         cli_die("cannot store it: %s", hr_store_error(ss->store));
 }
 
@@ -101,8 +102,8 @@ static void set_addresses(session *ss, const char *user, int argc, char **argv)
         char *key = hr_strndup(argv[i], (size_t)(eq - argv[i]));
         if (hr_user_address_check(key, eq + 1, err, sizeof err) != HERALD_OK)
             cli_die("%s", err);
-        if (hr_user_address_put(ss->store, ss->c->cfg, user, key, eq + 1, err, sizeof err) !=
-            HERALD_OK)
+        if (hr_user_address_put(ss->store, ss->c->cfg, NULL, user, key, eq + 1, err,
+                                sizeof err) != HERALD_OK)
             cli_die("%s", err);
         free(key);
     }
@@ -212,7 +213,7 @@ int cli_user(cli_ctx *c, int argc, char **argv)
             cli_die("user '%s' exists already (%s); herald user set %s KEY=VALUE changes it",
                     name, u->origin, name);
         int existed;
-        if (hr_store_user_add(ss.store, name, &existed) != HERALD_OK)
+        if (hr_store_user_add(ss.store, NULL, name, &existed) != HERALD_OK)
             cli_die("cannot add the user: %s", hr_store_error(ss.store));
         set_addresses(&ss, name, argc - 3, argv + 3);
         printf("user %s added\n", name);
@@ -244,7 +245,7 @@ int cli_user(cli_ctx *c, int argc, char **argv)
                     cli_die("route %s (%s) names user '%s'; change the route first",
                             r->routes[i].name, r->routes[i].origin, name);
         int found;
-        if (hr_store_user_remove(ss.store, name, &found) != HERALD_OK)
+        if (hr_store_user_remove(ss.store, NULL, name, &found) != HERALD_OK)
             cli_die("cannot remove the user: %s", hr_store_error(ss.store));
         printf("user %s removed, with the preferences and groups set for it at run time\n", name);
     } else {
@@ -401,7 +402,7 @@ int cli_group(cli_ctx *c, int argc, char **argv)
     for (int i = 3; i < argc; i++) {
         need_user(&ss, argv[i]);
         int changed;
-        if (hr_store_group_member(ss.store, group, argv[i], add, &changed) != HERALD_OK)
+        if (hr_store_group_member(ss.store, NULL, group, argv[i], add, &changed) != HERALD_OK)
             cli_die("cannot change the group: %s", hr_store_error(ss.store));
         if (!add && !changed)
             fprintf(stderr, "herald: %s is not a run-time member of @%s (members declared in "

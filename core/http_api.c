@@ -1133,28 +1133,20 @@ static void get_stats(hr_api *api, req *r, const auth *a, char **seg)
 
 /* ---- users and their preferences ----
  *
- * Users are global (they have no tenant yet): only tokens of the "default"
- * tenant see them; to any other tenant every user is 404. The scope is admin,
- * or user:NAME for that person's own. */
+ * Users belong to a tenant: a token sees and changes only its own tenant's
+ * (the default tenant's are the config's and the CLI's); the same name in
+ * another tenant is another person, and to a token every other tenant's user
+ * is 404, as if it did not exist. The scope is admin, or user:NAME for that
+ * person's own, within the token's tenant. */
 
-static int users_tenant(req *r, const auth *a, const char *name)
+/* The token's tenant's directory as it is in the config and the store now
+ * (not as routing last loaded it). */
+static hr_directory *directory_now(hr_api *api, req *r, const char *tenant)
 {
-    if (strcmp(a->tok->tenant, "default") != 0) {
-        answer_error(r, 404, "not_found", "no user %s", name);
-        return 0;
-    }
-    return 1;
-}
-
-/* The directory as it is in the config and the store now (not as routing
- * last loaded it). */
-static hr_directory *directory_now(hr_api *api, req *r)
-{
-    hr_directory *d = hr_directory_new();
+    hr_directory *d = NULL;
     char err[1024];
-    if (hr_directory_from_config(d, *api->env.cfg, err, sizeof err) != HERALD_OK ||
-        hr_directory_merge_store(d, *api->env.cfg, api->env.store, err, sizeof err) != HERALD_OK) {
-        hr_directory_free(d);
+    if (hr_directory_load(&d, *api->env.cfg, api->env.store, tenant, err, sizeof err) !=
+        HERALD_OK) {
         answer_error(r, 503, "unavailable", "%s", err);
         return NULL;
     }
@@ -1219,11 +1211,12 @@ static void runtime_row(void *ctx, const char *what, const char *a, const char *
         ops_add(o, b, c, NULL);
 }
 
-static int runtime_prefs(hr_api *api, req *r, const char *user, pref_ops *out)
+static int runtime_prefs(hr_api *api, req *r, const char *tenant, const char *user,
+                         pref_ops *out)
 {
     memset(out, 0, sizeof *out);
     out->user = user;
-    if (hr_store_directory_each(api->env.store, runtime_row, out) != HERALD_OK) {
+    if (hr_store_directory_each(api->env.store, tenant, runtime_row, out) != HERALD_OK) {
         ops_free(out);
         answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
         return 0;
@@ -1234,8 +1227,8 @@ static int runtime_prefs(hr_api *api, req *r, const char *user, pref_ops *out)
 /* Apply: first the removals of the existing run-time values of `kinds`
  * (comma-separated, between commas: ",rule,quiet,"), then the changes in
  * order. Answers 503 and returns 0 when the store fails. */
-static int apply_ops(hr_api *api, req *r, const char *user, const pref_ops *existing,
-                     const char *kinds, const pref_ops *ops)
+static int apply_ops(hr_api *api, req *r, const char *tenant, const char *user,
+                     const pref_ops *existing, const char *kinds, const pref_ops *ops)
 {
     char err[1024];
     if (!api->env.begin(api->env.ctx)) {
@@ -1246,8 +1239,8 @@ static int apply_ops(hr_api *api, req *r, const char *user, const pref_ops *exis
         char k[32];
         snprintf(k, sizeof k, ",%s,", existing->v[i].kind);
         if (strstr(kinds, k) &&
-            hr_store_pref_put(api->env.store, user, existing->v[i].kind, existing->v[i].key,
-                              NULL) != HERALD_OK) {
+            hr_store_pref_put(api->env.store, tenant, user, existing->v[i].kind,
+                              existing->v[i].key, NULL) != HERALD_OK) {
             answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
             return 0;
         }
@@ -1256,9 +1249,9 @@ static int apply_ops(hr_api *api, req *r, const char *user, const pref_ops *exis
         const pref_op *p = &ops->v[i];
         herald_status st =
             !strcmp(p->kind, "addr")
-                ? hr_user_address_put(api->env.store, *api->env.cfg, user, p->key, p->value, err,
-                                      sizeof err)
-                : hr_store_pref_put(api->env.store, user, p->kind, p->key, p->value);
+                ? hr_user_address_put(api->env.store, *api->env.cfg, tenant, user, p->key,
+                                      p->value, err, sizeof err)
+                : hr_store_pref_put(api->env.store, tenant, user, p->kind, p->key, p->value);
         if (st != HERALD_OK) {
             answer_error(r, 503, "unavailable", "%s",
                          strcmp(p->kind, "addr") ? hr_store_error(api->env.store) : err);
@@ -1286,11 +1279,32 @@ static int only_members(req *r, json_t *o, const char *allowed, const char *what
     return 1;
 }
 
+static int by_user_name(const void *x, const void *y)
+{
+    return strcmp((*(const hr_user *const *)x)->name, (*(const hr_user *const *)y)->name);
+}
+
+static void get_users(hr_api *api, req *r, const auth *a, char **seg)
+{
+    (void)seg;
+    hr_directory *d = directory_now(api, r, a->tok->tenant);
+    if (!d)
+        return;
+    const hr_user **v = hr_calloc(d->nusers + 1, sizeof *v);
+    for (size_t i = 0; i < d->nusers; i++)
+        v[i] = &d->users[i];
+    qsort(v, d->nusers, sizeof *v, by_user_name);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < d->nusers; i++)
+        json_array_append_new(arr, user_out(d, v[i]));
+    free(v);
+    hr_directory_free(d);
+    answer_json(r, 200, json_pack("{s:o}", "users", arr));
+}
+
 static void get_user(hr_api *api, req *r, const auth *a, char **seg)
 {
-    if (!users_tenant(r, a, seg[3]))
-        return;
-    hr_directory *d = directory_now(api, r);
+    hr_directory *d = directory_now(api, r, a->tok->tenant);
     if (!d)
         return;
     hr_user *u = hr_directory_user(d, seg[3]);
@@ -1303,9 +1317,7 @@ static void get_user(hr_api *api, req *r, const auth *a, char **seg)
 
 static void put_user(hr_api *api, req *r, const auth *a, char **seg)
 {
-    const char *name = seg[3];
-    if (!users_tenant(r, a, name))
-        return;
+    const char *name = seg[3], *tenant = a->tok->tenant;
     json_t *o;
     if (!json_body(r, &o))
         return;
@@ -1336,7 +1348,7 @@ static void put_user(hr_api *api, req *r, const auth *a, char **seg)
         }
         ops_add(&ops, "addr", k, s);
     }
-    if (!(d = directory_now(api, r)))
+    if (!(d = directory_now(api, r, tenant)))
         goto out;
     hr_user *u = hr_directory_user(d, name);
     int created = 0;
@@ -1353,21 +1365,21 @@ static void put_user(hr_api *api, req *r, const auth *a, char **seg)
         }
         int existed;
         if (!api->env.begin(api->env.ctx) ||
-            hr_store_user_add(api->env.store, name, &existed) != HERALD_OK) {
+            hr_store_user_add(api->env.store, tenant, name, &existed) != HERALD_OK) {
             answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
             goto out;
         }
         created = 1;
     }
     /* PUT replaces the run-time addresses: those not given are removed. */
-    if (!runtime_prefs(api, r, name, &existing) ||
-        !apply_ops(api, r, name, &existing, ",addr,", &ops))
+    if (!runtime_prefs(api, r, tenant, name, &existing) ||
+        !apply_ops(api, r, tenant, name, &existing, ",addr,", &ops))
         goto out;
     ok = created ? 201 : 200;
 out:
     if (ok) {
         hr_directory_free(d);
-        d = directory_now(api, r);
+        d = directory_now(api, r, tenant);
         hr_user *nu = d ? hr_directory_user(d, name) : NULL;
         if (nu)
             answer_json(r, ok, user_out(d, nu));
@@ -1382,9 +1394,7 @@ out:
 
 static void get_prefs(hr_api *api, req *r, const auth *a, char **seg)
 {
-    if (!users_tenant(r, a, seg[3]))
-        return;
-    hr_directory *d = directory_now(api, r);
+    hr_directory *d = directory_now(api, r, a->tok->tenant);
     if (!d)
         return;
     hr_user *u = hr_directory_user(d, seg[3]);
@@ -1498,9 +1508,7 @@ static int prefs_ops(hr_api *api, req *r, json_t *o, pref_ops *ops)
 
 static void change_prefs(hr_api *api, req *r, const auth *a, char **seg, int replace)
 {
-    const char *name = seg[3];
-    if (!users_tenant(r, a, name))
-        return;
+    const char *name = seg[3], *tenant = a->tok->tenant;
     json_t *o;
     if (!json_body(r, &o))
         return;
@@ -1511,24 +1519,24 @@ static void change_prefs(hr_api *api, req *r, const auth *a, char **seg, int rep
         answer_error(r, 422, "invalid_preferences", "the body must be a JSON object");
         goto out;
     }
-    if (!(d = directory_now(api, r)))
+    if (!(d = directory_now(api, r, tenant)))
         goto out;
     if (!hr_directory_user(d, name)) {
         answer_error(r, 404, "not_found", "no user %s", name);
         goto out;
     }
-    if (!prefs_ops(api, r, o, &ops) || !runtime_prefs(api, r, name, &existing))
+    if (!prefs_ops(api, r, o, &ops) || !runtime_prefs(api, r, tenant, name, &existing))
         goto out;
     /* PUT: every run-time preference goes, then the given ones are set; PATCH:
      * only the given keys change, and given rules replace the run-time rules. */
     const char *kinds = replace ? ",default,channel,rule,quiet,"
                         : json_object_get(o, "rules") ? ",rule,"
                                                       : ",";
-    ok = apply_ops(api, r, name, &existing, kinds, &ops);
+    ok = apply_ops(api, r, tenant, name, &existing, kinds, &ops);
 out:
     if (ok) {
         hr_directory_free(d);
-        d = directory_now(api, r);
+        d = directory_now(api, r, tenant);
         hr_user *u = d ? hr_directory_user(d, name) : NULL;
         if (u)
             answer_json(r, 200, hr_user_json(u));
@@ -1576,6 +1584,7 @@ static const route routes[] = {
     {"POST", "/v1/webhooks/{id}/test", "admin", post_webhook_test},
     {"POST", "/v1/webhooks/{id}/rotate-secret", "admin", post_webhook_rotate},
     {"GET", "/v1/stats", "read", get_stats},
+    {"GET", "/v1/users", "admin", get_users},
     /* scope "user": admin, or user:NAME for /v1/users/NAME... */
     {"GET", "/v1/users/{name}", "user", get_user},
     {"PUT", "/v1/users/{name}", "user", put_user},

@@ -62,6 +62,14 @@ int hr_address_is_secret(const char *key)
     return 0;
 }
 
+char *hr_address_seal_context(const char *tenant, const char *user, const char *key)
+{
+    /* The default tenant's keep the context they had before users had tenants. */
+    if (!tenant || !strcmp(tenant, "default"))
+        return hr_asprintf("user:%s:addr:%s", user, key);
+    return hr_asprintf("tenant:%s:user:%s:addr:%s", tenant, user, key);
+}
+
 static int count_wildcards(const char *glob)
 {
     int n = 0;
@@ -1099,6 +1107,8 @@ static void apply_route(hr_decisions *out, const hr_router *r, const hr_director
                                    ? &dir->users[t->at] : hr_directory_user(dir, t->name);
             if (u)
                 reach_user(out, r, rt, u, ev, now_ms);
+            else if (ev->tenant && strcmp(ev->tenant, "default") != 0)
+                note(out, "%s: tenant %s has no user %s", rt->name, ev->tenant, t->name);
             else
                 note(out, "%s: user %s no longer exists", rt->name, t->name);
         } else {
@@ -1106,7 +1116,9 @@ static void apply_route(hr_decisions *out, const hr_router *r, const hr_director
                                     ? &dir->groups[t->at] : hr_directory_group(dir, t->name);
             for (size_t k = 0; g && k < g->n; k++)
                 reach_user(out, r, rt, &dir->users[g->members[k]], ev, now_ms);
-            if (!g)
+            if (!g && ev->tenant && strcmp(ev->tenant, "default") != 0)
+                note(out, "%s: tenant %s has no group @%s", rt->name, ev->tenant, t->name);
+            else if (!g)
                 note(out, "%s: group @%s no longer exists", rt->name, t->name);
         }
     }
@@ -1305,6 +1317,7 @@ typedef struct merge_ctx {
     hr_directory *d;
     const hr_config *cfg;
     hr_store *s;
+    const char *tenant;
     hr_secretbox *box;
     int box_tried;
 } merge_ctx;
@@ -1342,7 +1355,7 @@ static void merge_row(void *ctx, const char *what, const char *a, const char *b,
             if (!m->box)
                 hr_log(HERALD_LOG_ERROR, "users' sealed addresses cannot be opened: %s", err);
         }
-        char *ctxname = hr_asprintf("user:%s:addr:%s", a, c);
+        char *ctxname = hr_address_seal_context(m->tenant, a, c);
         char *plain = m->box ? hr_secretbox_open_value(m->box, v, ctxname, err, sizeof err) : NULL;
         free(ctxname);
         if (plain)
@@ -1385,12 +1398,12 @@ static void merge_user_row(void *ctx, const char *what, const char *a, const cha
 }
 
 herald_status hr_directory_merge_store(hr_directory *d, const hr_config *cfg, hr_store *s,
-                                       char *err, size_t errlen)
+                                       const char *tenant, char *err, size_t errlen)
 {
-    merge_ctx m = {.d = d, .cfg = cfg, .s = s};
+    merge_ctx m = {.d = d, .cfg = cfg, .s = s, .tenant = tenant};
     herald_status st = HERALD_OK;
-    if (hr_store_directory_each(s, merge_user_row, &m) != HERALD_OK ||
-        hr_store_directory_each(s, merge_group_row, &m) != HERALD_OK) {
+    if (hr_store_directory_each(s, tenant, merge_user_row, &m) != HERALD_OK ||
+        hr_store_directory_each(s, tenant, merge_group_row, &m) != HERALD_OK) {
         snprintf(err, errlen, "cannot read users and preferences: %s", hr_store_error(s));
         st = HERALD_E_IO;
     }
@@ -1398,17 +1411,73 @@ herald_status hr_directory_merge_store(hr_directory *d, const hr_config *cfg, hr
     return st;
 }
 
+herald_status hr_directory_load(hr_directory **out, const hr_config *cfg, hr_store *s,
+                                const char *tenant, char *err, size_t errlen)
+{
+    hr_directory *d = hr_directory_new();
+    herald_status st = HERALD_OK;
+    if (!tenant || !strcmp(tenant, "default"))
+        st = hr_directory_from_config(d, cfg, err, errlen);
+    if (st == HERALD_OK && s)
+        st = hr_directory_merge_store(d, cfg, s, tenant, err, errlen);
+    if (st != HERALD_OK) {
+        hr_directory_free(d);
+        d = NULL;
+    }
+    *out = d;
+    return st;
+}
+
+/* Every other tenant's directory, from the store. */
+static herald_status tenants_load(hr_routing *r, const hr_config *cfg, hr_store *s, char *err,
+                                  size_t errlen)
+{
+    r->empty = hr_directory_new();
+    if (!s)
+        return HERALD_OK;
+    if (hr_store_directory_tenants(s, &r->tenants) != HERALD_OK) {
+        snprintf(err, errlen, "cannot read users and preferences: %s", hr_store_error(s));
+        return HERALD_E_IO;
+    }
+    while (r->tenants[r->ntenants])
+        r->ntenants++;
+    r->tdirs = hr_calloc(r->ntenants + 1, sizeof *r->tdirs);
+    for (size_t i = 0; i < r->ntenants; i++) {
+        herald_status st = hr_directory_load(&r->tdirs[i], cfg, s, r->tenants[i], err, errlen);
+        if (st != HERALD_OK)
+            return st;
+    }
+    return HERALD_OK;
+}
+
+const hr_directory *hr_routing_dir(const hr_routing *r, const char *tenant)
+{
+    if (!tenant || !strcmp(tenant, "default"))
+        return r->dir;
+    size_t lo = 0, hi = r->ntenants;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(r->tenants[mid], tenant);
+        if (c == 0)
+            return r->tdirs[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return r->empty;
+}
+
 herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader *l, hr_store *s,
                               char *err, size_t errlen)
 {
     hr_routing *r = hr_calloc(1, sizeof *r);
     *out = NULL;
-    r->dir = hr_directory_new();
-    herald_status st = hr_directory_from_config(r->dir, cfg, err, errlen);
-    if (st == HERALD_OK && s)
-        st = hr_directory_merge_store(r->dir, cfg, s, err, errlen);
+    herald_status st = hr_directory_load(&r->dir, cfg, s, NULL, err, errlen);
     if (st == HERALD_OK)
         st = hr_router_build(&r->router, cfg, l, r->dir, err, errlen);
+    if (st == HERALD_OK)
+        st = tenants_load(r, cfg, s, err, errlen);
     if (st == HERALD_OK && s)
         st = hr_subs_load(s, &r->subs, err, errlen);
     if (st != HERALD_OK) {
@@ -1425,6 +1494,11 @@ void hr_routing_free(hr_routing *r)
         return;
     hr_router_free(r->router);
     hr_directory_free(r->dir);
+    for (size_t i = 0; i < r->ntenants; i++)
+        hr_directory_free(r->tdirs[i]);
+    free(r->tdirs);
+    hr_strv_free(r->tenants);
+    hr_directory_free(r->empty);
     hr_subs_free(r->subs);
     free(r);
 }

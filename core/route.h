@@ -82,6 +82,9 @@ const char *hr_user_address(const hr_user *u, const char *key);
 /* Addresses that are credentials (..._token, ..._key, ..._secret, ..._password,
  * ..._webhook): registered as secrets, shown as ***. */
 int hr_address_is_secret(const char *key);
+/* What a credential address of a run-time user is sealed to, so it cannot be
+ * moved to another key, user or tenant (tenant NULL: "default"); hr_malloc'd. */
+char *hr_address_seal_context(const char *tenant, const char *user, const char *key);
 
 /* Read `users` and `groups` of the config into d. Errors are "file:line: ...". */
 herald_status hr_directory_from_config(hr_directory *d, const hr_config *cfg, char *err,
@@ -196,13 +199,19 @@ void hr_route_event(const hr_router *r, const hr_directory *dir, const herald_ev
 
 typedef struct hr_routing {
     hr_router *router;
-    hr_directory *dir;
+    hr_directory *dir;    /* the default tenant's: the config's users and the store's */
     struct hr_subs *subs; /* webhook subscriptions (webhooks.h); NULL without a store */
+    /* Every other tenant with users has its own directory, from the store only:
+     * tenants[i] (sorted) owns tdirs[i]. */
+    char **tenants;
+    hr_directory **tdirs;
+    size_t ntenants;
+    hr_directory *empty; /* for a tenant without users */
 } hr_routing;
 
 /* Users and groups from the config, then the run-time ones of the store s
- * (may be NULL), then the router. Errors are one line, "file:line: ..." for
- * the config.
+ * (may be NULL), then the router, then every other tenant's users and groups
+ * from the store. Errors are one line, "file:line: ..." for the config.
  *
  * HOW CONFIG AND RUN TIME COMBINE: a user exists when the config declares it
  * or `herald user add` added it. Each run-time value replaces only the config
@@ -212,9 +221,19 @@ typedef struct hr_routing {
  * hours as a whole. Group memberships are the union of both. */
 herald_status hr_routing_load(hr_routing **out, const hr_config *cfg, hr_loader *l,
                               struct hr_store *s, char *err, size_t errlen);
-/* The store's run-time users, preferences and groups over d's (as above). */
+/* The store's run-time users, preferences and groups of tenant (NULL:
+ * "default") over d's (as above). */
 herald_status hr_directory_merge_store(hr_directory *d, const hr_config *cfg, struct hr_store *s,
-                                       char *err, size_t errlen);
+                                       const char *tenant, char *err, size_t errlen);
+/* A tenant's directory as it is now: for "default" (or NULL) the config's
+ * users and groups with the store's over them; for any other tenant, the
+ * store's of that tenant only. */
+herald_status hr_directory_load(hr_directory **out, const hr_config *cfg, struct hr_store *s,
+                                const char *tenant, char *err, size_t errlen);
+/* The directory an event of tenant (NULL: "default") is routed with: a user
+ * or group named by a route or by the event is looked up in its own tenant
+ * only. Never NULL. */
+const hr_directory *hr_routing_dir(const hr_routing *r, const char *tenant);
 void hr_routing_free(hr_routing *r);
 
 #endif

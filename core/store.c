@@ -209,6 +209,38 @@ static const char *const migrations[] = {
      * both tables. Only finished deliveries are indexed by their last change. */
     "CREATE INDEX attempts_started ON attempts(started_ms);"
     "CREATE INDEX deliveries_finished ON deliveries(updated_ms) WHERE state IN (2, 3, 4);",
+    /* 8 -> 9: users, their preferences and group memberships belong to a
+     * tenant, like events and subscriptions; names are unique within a tenant
+     * only. What exists is the default tenant's. Preferences keep their rowids,
+     * which order rules by when they were set. */
+    "CREATE TABLE users9 ("
+    "  tenant TEXT NOT NULL DEFAULT 'default',"
+    "  name TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (tenant, name));"
+    "INSERT INTO users9 (name, created_ms) SELECT name, created_ms FROM users;"
+    "DROP TABLE users;"
+    "ALTER TABLE users9 RENAME TO users;"
+    "CREATE TABLE user_prefs9 ("
+    "  tenant TEXT NOT NULL DEFAULT 'default',"
+    "  user TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  UNIQUE (tenant, user, kind, key));"
+    "INSERT INTO user_prefs9 (rowid, user, kind, key, value, updated_ms) "
+    "  SELECT rowid, user, kind, key, value, updated_ms FROM user_prefs;"
+    "DROP TABLE user_prefs;"
+    "ALTER TABLE user_prefs9 RENAME TO user_prefs;"
+    "CREATE TABLE group_members9 ("
+    "  tenant TEXT NOT NULL DEFAULT 'default',"
+    "  grp TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant, grp, user)) WITHOUT ROWID;"
+    "INSERT INTO group_members9 (grp, user) SELECT grp, user FROM group_members;"
+    "DROP TABLE group_members;"
+    "ALTER TABLE group_members9 RENAME TO group_members;",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -1954,10 +1986,12 @@ int hr_store_route_take(hr_store *s, const char *route, int n, long long period_
 
 /* ---- users, preferences and groups managed at run time ---- */
 
-/* Run one statement with up to five text parameters (NULL binds NULL). Returns
- * the number of rows changed, or -1 with the error set. */
-static int run_text(hr_store *s, const char *sql, const char *doing, const char *a,
-                    const char *b, const char *c, const char *d, long long num)
+/* Run one statement with text parameters ?1 to ?4 and ?6 (the tenant; NULL
+ * binds NULL) and the number ?5. Returns the number of rows changed, or -1
+ * with the error set. */
+static int run_text6(hr_store *s, const char *sql, const char *doing, const char *a,
+                     const char *b, const char *c, const char *d, long long num,
+                     const char *tenant)
 {
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
@@ -1970,6 +2004,8 @@ static int run_text(hr_store *s, const char *sql, const char *doing, const char 
         bind_text(s, q, i + 1, v[i]);
     if (np >= 5)
         bind_int(s, q, 5, num);
+    if (np >= 6)
+        bind_text(s, q, 6, tenant);
     int rc = step(s, q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -1979,6 +2015,15 @@ static int run_text(hr_store *s, const char *sql, const char *doing, const char 
     return sqlite3_changes(s->db);
 }
 
+static int run_text(hr_store *s, const char *sql, const char *doing, const char *a,
+                    const char *b, const char *c, const char *d, long long num)
+{
+    return run_text6(s, sql, doing, a, b, c, d, num, NULL);
+}
+
+/* Users, their preferences and groups belong to a tenant (NULL: "default"). */
+#define TENANT_OF(t) ((t) ? (t) : "default")
+
 static herald_status bump_directory(hr_store *s)
 {
     return run_text(s, "UPDATE meta SET value = value + 1 WHERE key = 'directory_version'",
@@ -1987,14 +2032,14 @@ static herald_status bump_directory(hr_store *s)
                : HERALD_OK;
 }
 
-herald_status hr_store_user_add(hr_store *s, const char *name, int *existed)
+herald_status hr_store_user_add(hr_store *s, const char *tenant, const char *name, int *existed)
 {
     herald_status st = write_begin(s, "add the user");
     if (st != HERALD_OK)
         return st;
-    int n = run_text(s, "INSERT INTO users (name, created_ms) VALUES (?1, ?5) "
-                        "ON CONFLICT (name) DO NOTHING", "add the user", name, NULL, NULL, NULL,
-                     hr_now_ms());
+    int n = run_text6(s, "INSERT INTO users (tenant, name, created_ms) VALUES (?6, ?1, ?5) "
+                         "ON CONFLICT (tenant, name) DO NOTHING", "add the user", name, NULL,
+                      NULL, NULL, hr_now_ms(), TENANT_OF(tenant));
     *existed = n == 0;
     st = n < 0 ? HERALD_E_IO : HERALD_OK;
     if (st == HERALD_OK && n > 0)
@@ -2002,52 +2047,56 @@ herald_status hr_store_user_add(hr_store *s, const char *name, int *existed)
     return write_end(s, st, "add the user");
 }
 
-herald_status hr_store_user_remove(hr_store *s, const char *name, int *found)
+herald_status hr_store_user_remove(hr_store *s, const char *tenant, const char *name, int *found)
 {
     herald_status st = write_begin(s, "remove the user");
     if (st != HERALD_OK)
         return st;
-    int n = run_text(s, "DELETE FROM users WHERE name = ?1", "remove the user", name, NULL, NULL,
-                     NULL, 0);
+    tenant = TENANT_OF(tenant);
+    int n = run_text6(s, "DELETE FROM users WHERE tenant = ?6 AND name = ?1", "remove the user",
+                      name, NULL, NULL, NULL, 0, tenant);
     *found = n > 0;
     if (n >= 0 &&
-        (run_text(s, "DELETE FROM user_prefs WHERE user = ?1", "remove the user's preferences",
-                  name, NULL, NULL, NULL, 0) < 0 ||
-         run_text(s, "DELETE FROM group_members WHERE user = ?1", "remove the user's groups",
-                  name, NULL, NULL, NULL, 0) < 0))
+        (run_text6(s, "DELETE FROM user_prefs WHERE tenant = ?6 AND user = ?1",
+                   "remove the user's preferences", name, NULL, NULL, NULL, 0, tenant) < 0 ||
+         run_text6(s, "DELETE FROM group_members WHERE tenant = ?6 AND user = ?1",
+                   "remove the user's groups", name, NULL, NULL, NULL, 0, tenant) < 0))
         n = -1;
     st = n < 0 ? HERALD_E_IO : bump_directory(s);
     return write_end(s, st, "remove the user");
 }
 
-herald_status hr_store_pref_put(hr_store *s, const char *user, const char *kind, const char *key,
-                                const char *value)
+herald_status hr_store_pref_put(hr_store *s, const char *tenant, const char *user,
+                                const char *kind, const char *key, const char *value)
 {
     herald_status st = write_begin(s, "store the preference");
     if (st != HERALD_OK)
         return st;
+    tenant = TENANT_OF(tenant);
     /* Delete, then insert: a preference set again becomes the latest (rules
      * are ordered by when they were set; on a specificity tie the later wins). */
-    int n = run_text(s, "DELETE FROM user_prefs WHERE user = ?1 AND kind = ?2 AND key = ?3",
-                     "remove the preference", user, kind, key, NULL, 0);
+    int n = run_text6(s, "DELETE FROM user_prefs WHERE tenant = ?6 AND user = ?1 AND kind = ?2 "
+                         "AND key = ?3", "remove the preference", user, kind, key, NULL, 0,
+                      tenant);
     if (n >= 0 && value)
-        n = run_text(s, "INSERT INTO user_prefs (user, kind, key, value, updated_ms) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5)",
-                     "store the preference", user, kind, key, value, hr_now_ms());
+        n = run_text6(s, "INSERT INTO user_prefs (tenant, user, kind, key, value, updated_ms) "
+                         "VALUES (?6, ?1, ?2, ?3, ?4, ?5)",
+                      "store the preference", user, kind, key, value, hr_now_ms(), tenant);
     st = n < 0 ? HERALD_E_IO : bump_directory(s);
     return write_end(s, st, "store the preference");
 }
 
-herald_status hr_store_group_member(hr_store *s, const char *group, const char *user, int add,
-                                    int *changed)
+herald_status hr_store_group_member(hr_store *s, const char *tenant, const char *group,
+                                    const char *user, int add, int *changed)
 {
     herald_status st = write_begin(s, "change the group");
     if (st != HERALD_OK)
         return st;
-    int n = run_text(s, add ? "INSERT INTO group_members (grp, user) VALUES (?1, ?2) "
-                              "ON CONFLICT DO NOTHING"
-                            : "DELETE FROM group_members WHERE grp = ?1 AND user = ?2",
-                     "change the group", group, user, NULL, NULL, 0);
+    int n = run_text6(s, add ? "INSERT INTO group_members (tenant, grp, user) VALUES (?6, ?1, ?2) "
+                               "ON CONFLICT DO NOTHING"
+                             : "DELETE FROM group_members WHERE tenant = ?6 AND grp = ?1 AND "
+                               "user = ?2",
+                      "change the group", group, user, NULL, NULL, 0, TENANT_OF(tenant));
     *changed = n > 0;
     st = n < 0 ? HERALD_E_IO : bump_directory(s);
     return write_end(s, st, "change the group");
@@ -2065,17 +2114,21 @@ long long hr_store_directory_version(hr_store *s)
     return v;
 }
 
-herald_status hr_store_directory_each(hr_store *s, hr_dir_row_fn fn, void *ctx)
+herald_status hr_store_directory_each(hr_store *s, const char *tenant, hr_dir_row_fn fn,
+                                      void *ctx)
 {
     static const char *const sql[] = {
-        "SELECT 'user', name, NULL, NULL, NULL FROM users ORDER BY name",
-        "SELECT 'pref', user, kind, key, value FROM user_prefs ORDER BY rowid",
-        "SELECT 'group', grp, user, NULL, NULL FROM group_members ORDER BY grp, user",
+        "SELECT 'user', name, NULL, NULL, NULL FROM users WHERE tenant = ?1 ORDER BY name",
+        "SELECT 'pref', user, kind, key, value FROM user_prefs WHERE tenant = ?1 ORDER BY rowid",
+        "SELECT 'group', grp, user, NULL, NULL FROM group_members WHERE tenant = ?1 "
+        "ORDER BY grp, user",
     };
     for (size_t i = 0; i < HR_ARRAY_LEN(sql); i++) {
         sqlite3_stmt *q = NULL;
         if (sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL) != SQLITE_OK)
             return db_fail(s, "read users and preferences");
+        s->bind_rc = SQLITE_OK;
+        bind_text(s, q, 1, TENANT_OF(tenant));
         int rc;
         while ((rc = sqlite3_step(q)) == SQLITE_ROW)
             fn(ctx, (const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
@@ -2085,6 +2138,30 @@ herald_status hr_store_directory_each(hr_store *s, hr_dir_row_fn fn, void *ctx)
         if (rc != SQLITE_DONE)
             return db_fail(s, "read users and preferences");
     }
+    return HERALD_OK;
+}
+
+herald_status hr_store_directory_tenants(hr_store *s, char ***out)
+{
+    *out = NULL;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT tenant FROM users WHERE tenant <> 'default' "
+                                  "ORDER BY tenant", -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "list the tenants with users");
+    size_t n = 0;
+    char **v = hr_calloc(1, sizeof *v);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        v = hr_realloc(v, (n + 2) * sizeof *v);
+        v[n++] = hr_strdup((const char *)sqlite3_column_text(q, 0));
+        v[n] = NULL;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        hr_strv_free(v);
+        return db_fail(s, "list the tenants with users");
+    }
+    *out = v;
     return HERALD_OK;
 }
 

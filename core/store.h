@@ -89,24 +89,30 @@ int hr_store_route_seen(hr_store *s, const char *route, const char *key, long lo
 int hr_store_route_take(hr_store *s, const char *route, int n, long long period_ms, long long now);
 
 /* Users, preferences and groups managed at run time (see route.h for how
- * they combine with the config). Every change bumps the directory version. */
-herald_status hr_store_user_add(hr_store *s, const char *name, int *existed);
-herald_status hr_store_user_remove(hr_store *s, const char *name, int *found);
+ * they combine with the config). They belong to a tenant (NULL: "default",
+ * the CLI's and the config's); names are unique within a tenant only. Every
+ * change bumps the directory version. */
+herald_status hr_store_user_add(hr_store *s, const char *tenant, const char *name, int *existed);
+herald_status hr_store_user_remove(hr_store *s, const char *tenant, const char *name, int *found);
 /* Set (or with value NULL remove) one preference; set again, it becomes the
  * latest. kind: "addr" (key = address name), "default" (key "min_severity"),
  * "channel" (key = channel, value on/off), "rule" (key = glob "\x1f" channel,
  * value "on[:min]" or "off"), "quiet" (key "quiet", value "HH:MM-HH:MM TZ
  * ACTION" or "off"). */
-herald_status hr_store_pref_put(hr_store *s, const char *user, const char *kind, const char *key,
-                                const char *value);
-herald_status hr_store_group_member(hr_store *s, const char *group, const char *user, int add,
-                                    int *changed);
+herald_status hr_store_pref_put(hr_store *s, const char *tenant, const char *user,
+                                const char *kind, const char *key, const char *value);
+herald_status hr_store_group_member(hr_store *s, const char *tenant, const char *group,
+                                    const char *user, int add, int *changed);
 long long hr_store_directory_version(hr_store *s);
-/* Every row: ("user", name), ("pref", user, kind, key, value) in the order they
- * were first set, ("group", group, user). */
+/* Every row of one tenant: ("user", name), ("pref", user, kind, key, value) in
+ * the order they were first set, ("group", group, user). */
 typedef void (*hr_dir_row_fn)(void *ctx, const char *what, const char *a, const char *b,
                               const char *c, const char *d);
-herald_status hr_store_directory_each(hr_store *s, hr_dir_row_fn fn, void *ctx);
+herald_status hr_store_directory_each(hr_store *s, const char *tenant, hr_dir_row_fn fn,
+                                      void *ctx);
+/* The tenants other than "default" that have users: a sorted NULL-terminated
+ * vector to free with hr_strv_free(). */
+herald_status hr_store_directory_tenants(hr_store *s, char ***out);
 
 /* Webhook subscriptions (see webhooks.h): the stored row. */
 typedef struct hr_webhook_row {

@@ -65,13 +65,14 @@ static int take_cb(void *ctx, const char *route, int n, long long period_ms, lon
     return ok;
 }
 
-/* Routes decide: one delivery per (channel, recipient) to send or defer. */
+/* Routes decide: one delivery per (channel, recipient) to send or defer; the
+ * users they name are the event's own tenant's. */
 static hr_delivery_new *route_deliveries(const hr_routing *rt, hr_store *s, herald_event *ev,
                                          size_t *n, char **trail)
 {
     hr_route_state state = {s, seen_cb, take_cb};
     hr_decisions dec;
-    hr_route_event(rt->router, rt->dir, ev, ev->created_ms, &state, &dec);
+    hr_route_event(rt->router, hr_routing_dir(rt, ev->tenant), ev, ev->created_ms, &state, &dec);
     hr_delivery_new *dn = hr_calloc(dec.n + 1, sizeof *dn);
     *n = 0;
     for (size_t i = 0; i < dec.n; i++) {

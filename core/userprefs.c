@@ -47,11 +47,12 @@ herald_status hr_user_address_check(const char *key, const char *value, char *er
     return HERALD_OK;
 }
 
-herald_status hr_user_address_put(hr_store *s, const hr_config *cfg, const char *user,
-                                  const char *key, const char *value, char *err, size_t errlen)
+herald_status hr_user_address_put(hr_store *s, const hr_config *cfg, const char *tenant,
+                                  const char *user, const char *key, const char *value, char *err,
+                                  size_t errlen)
 {
     if (!value || !*value) {
-        if (hr_store_pref_put(s, user, "addr", key, NULL) != HERALD_OK) {
+        if (hr_store_pref_put(s, tenant, user, "addr", key, NULL) != HERALD_OK) {
             snprintf(err, errlen, "cannot store it: %s", hr_store_error(s));
             return HERALD_E_IO;
         }
@@ -59,13 +60,13 @@ herald_status hr_user_address_put(hr_store *s, const hr_config *cfg, const char 
     }
     char *sealed = NULL;
     if (hr_address_is_secret(key)) {
-        /* A credential (a personal token): sealed at rest, bound to the user and key. */
+        /* A credential (a personal token): sealed at rest, bound to the tenant, user and key. */
         char *path = hr_secretbox_config_path(cfg, hr_store_path(s));
         hr_secretbox *box = hr_secretbox_open(path, 1, err, errlen);
         free(path);
         if (!box)
             return HERALD_E_AUTH;
-        char *ctx = hr_asprintf("user:%s:addr:%s", user, key);
+        char *ctx = hr_address_seal_context(tenant, user, key);
         sealed = hr_secretbox_seal(box, value, ctx);
         free(ctx);
         hr_secretbox_close(box);
@@ -74,7 +75,7 @@ herald_status hr_user_address_put(hr_store *s, const hr_config *cfg, const char 
             return HERALD_E_AUTH;
         }
     }
-    herald_status st = hr_store_pref_put(s, user, "addr", key, sealed ? sealed : value);
+    herald_status st = hr_store_pref_put(s, tenant, user, "addr", key, sealed ? sealed : value);
     free(sealed);
     if (st != HERALD_OK) {
         snprintf(err, errlen, "cannot store it: %s", hr_store_error(s));

@@ -19,10 +19,12 @@ int hr_user_name_ok(const char *s);
 
 /* An address KEY=VALUE (value NULL or "": removing the run-time value). */
 herald_status hr_user_address_check(const char *key, const char *value, char *err, size_t errlen);
-/* Store it; a credential address (hr_address_is_secret) is sealed under the key file with
- * the context "user:NAME:addr:KEY", so it cannot be moved to another user or key. */
-herald_status hr_user_address_put(hr_store *s, const hr_config *cfg, const char *user,
-                                  const char *key, const char *value, char *err, size_t errlen);
+/* Store it for user of tenant (NULL: "default"); a credential address (hr_address_is_secret)
+ * is sealed under the key file with the context hr_address_seal_context() gives, so it cannot
+ * be moved to another tenant, user or key. */
+herald_status hr_user_address_put(hr_store *s, const hr_config *cfg, const char *tenant,
+                                  const char *user, const char *key, const char *value, char *err,
+                                  size_t errlen);
 
 /* A severity name, or with allow_none also "none" (any severity, over the config's). */
 herald_status hr_pref_severity_check(const char *v, int allow_none, char *err, size_t errlen);

@@ -2,10 +2,11 @@
 """test_api.py - heraldd's HTTP API through a real heraldd on a random loopback port: every
 status code (200, 202, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429), durability before
 202, Idempotency-Key, ?wait, cursor pagination, tenant isolation (a token of tenant B cannot
-read, list, retry or learn of A's events), scopes, a slow client cut off by the timeout, the
-OpenAPI document matching the routes the server answers, /metrics' counters and histograms
-(exact values, cumulative buckets, escaped labels), and refusing a non-loopback listen
-address without TLS.
+read, list, retry or learn of A's events, nor read, list or change A's users, and the same
+user name in two tenants is two people, each tenant's events reaching its own), scopes, a slow
+client cut off by the timeout, the OpenAPI document matching the routes the server answers,
+/metrics' counters and histograms (exact values, cumulative buckets, escaped labels), and
+refusing a non-loopback listen address without TLS.
 
 Environment: HERALD, HERALDD, HERALD_PLUGIN_PATH (make check sets them).
 """
@@ -429,8 +430,6 @@ def users_api():
                 "PUT /v1/users/{name} needs admin or user:NAME: 403")
             is_(api.json("PUT", "/v1/users/alice", token=bob, body=body)[0], 403,
                 "user:bob cannot change alice: 403")
-            is_(api.json("PUT", "/v1/users/alice", token=badm, body=body)[0], 404,
-                "an admin of another tenant: 404 (users belong to the default tenant)")
             code, u, _ = api.json("PUT", "/v1/users/alice", token=adm, body=body)
             is_((code, u.get("name"), u.get("addresses")),
                 (201, "alice", {"email": "alice@example.org", "gotify_token": "***"}),
@@ -755,6 +754,144 @@ def metrics_counters():
             dm.stop()
 
 
+def users_tenants():
+    """Users belong to a tenant: the same name in two tenants is two people; a token never
+    reads, lists or changes another tenant's user; an event of a tenant routed or addressed
+    to "alice" reaches its own tenant's alice only; the CLI acts on the default tenant."""
+    from gotify import FakeGotify
+    t_def, t_b, t_bob = "TokDefAlice.1", "TokBAlice.22", "TokDefBob.3"
+    with tempfile.TemporaryDirectory() as tmp, \
+            FakeGotify(app_tokens={t_def: (1, "a", 5), t_b: (2, "b", 5),
+                                   t_bob: (3, "c", 5)}) as g:
+        port = free_port()
+        cfg = write_config(tmp, [{"name": "push", "plugin": "gotify", "url": g.url,
+                                  "timeout": 2}])
+        with open(cfg, "a") as f:
+            f.write('users = ( { name = "alice"; gotify_token = "%s"; },\n'
+                    '          { name = "bob"; gotify_token = "%s"; } );\n'
+                    'routes = ( { match = { events = "disk.*"; }; to = ["alice"]; },\n'
+                    '           { match = { events = "ping.*"; }; to = ["alice", "bob"]; } );\n'
+                    'http = { listen = "127.0.0.1:%d"; timeout = 2; };\n' % (t_def, t_bob, port))
+        api = Api(port)
+        adm = token(tmp, cfg, "adm", "admin,submit")
+        badm = token(tmp, cfg, "b-adm", "admin,submit", tenant="b")
+        b_alice = token(tmp, cfg, "b-alice", "user:alice", tenant="b")
+        d_alice = token(tmp, cfg, "d-alice", "user:alice")
+
+        def pushed(since):
+            return sorted(q["headers"].get("x-gotify-key") for q in g.requests()[since:]
+                          if q["path"] == "/message")
+
+        def send(tok, **event):
+            n = len(g.requests())
+            ev = {"type": "disk.full", "title": "Disk"}
+            ev.update(event)
+            code, body, _ = api.json("POST", "/v1/events?wait=10s", token=tok, body=ev)
+            return code, pushed(n), body
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "tenant users daemon"):
+                return
+            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
+
+            is_(api.json("GET", "/v1/users/alice", token=badm)[0], 404,
+                "tenant b cannot read the default tenant's alice: 404")
+            is_(api.json("GET", "/v1/users/alice/preferences", token=badm)[0], 404,
+                "nor her preferences")
+            is_(api.json("PATCH", "/v1/users/alice/preferences", token=badm,
+                         body={"min_severity": "critical"})[0], 404, "nor change them: 404")
+            code, lst, _ = api.json("GET", "/v1/users", token=badm)
+            is_((code, lst.get("users")), (200, []),
+                "GET /v1/users of tenant b lists none of the default tenant's users")
+            code, lst, _ = api.json("GET", "/v1/users", token=adm)
+            is_((code, [u.get("name") for u in lst.get("users", [])]), (200, ["alice", "bob"]),
+                "the default tenant lists its own (the config's)", lambda: str(lst))
+            is_(api.json("GET", "/v1/users", token=d_alice)[0], 403,
+                "listing users needs admin: user:alice gets 403")
+            code, pushed_, body = send(badm)
+            is_((code, pushed_), (200, []),
+                "before tenant b has an alice, its event routed to alice reaches nobody",
+                lambda: str(body))
+            code, trail, _ = api.json("GET", "/v1/events/%s/explain" % body.get("id"), token=badm)
+            ok("tenant b has no user alice" in json.dumps(trail),
+               "and its routing trail says tenant b has no user alice", lambda: str(trail))
+
+            code, u, _ = api.json("PUT", "/v1/users/alice", token=badm,
+                                  body={"addresses": {"gotify_token": t_b}})
+            is_((code, u.get("name"), u.get("origin"), u.get("addresses")),
+                (201, "alice", "run time", {"gotify_token": "***"}),
+                "tenant b creates its own alice: 201, the same name as the default tenant's",
+                lambda: str(u))
+            code, u, _ = api.json("GET", "/v1/users/alice", token=adm)
+            ok(code == 200 and "herald.conf:" in u.get("origin", "") and
+               u.get("addresses") == {"gotify_token": "***"},
+               "the default tenant's alice is still the config's", lambda: str(u))
+            res = run(tmp, ["-c", cfg, "user", "list", "--json"])
+            is_(sorted(x.get("name") for x in res.rows()), ["alice", "bob"],
+                "herald user list shows the default tenant's users only", lambda: res.describe())
+            code, p, _ = api.json("PATCH", "/v1/users/alice/preferences", token=b_alice,
+                                  body={"min_severity": "critical"})
+            is_((code, p.get("min_severity")), (200, "critical"),
+                "b's alice changes her own preferences with her user:alice token of tenant b")
+            is_("min_severity" in api.json("GET", "/v1/users/alice/preferences", token=adm)[1],
+                False, "the default tenant's alice is untouched")
+            is_(api.json("GET", "/v1/users/alice/preferences", token=d_alice)[1].get(
+                "min_severity"), None, "and so her own token sees")
+            code, lst, _ = api.json("GET", "/v1/users", token=badm)
+            is_([x.get("name") for x in lst.get("users", [])], ["alice"],
+                "tenant b lists its alice only")
+            is_(api.json("GET", "/v1/users/bob", token=badm)[0], 404,
+                "tenant b still cannot see the default tenant's bob")
+
+            code, got, body = send(badm, severity="critical")
+            is_((code, got), (200, [t_b]), "tenant b's event routed to alice reaches b's alice "
+                "only", lambda: str(body))
+            code, got, body = send(badm)
+            is_((code, got), (200, []),
+                "b's alice's min_severity (critical) holds back b's event of a lower severity",
+                lambda: str(body))
+            code, got, body = send(adm)
+            is_((code, got), (200, [t_def]), "the default tenant's event reaches its own alice "
+                "only", lambda: str(body))
+            code, got, body = send(adm, type="ping.x", user="alice")
+            is_((code, got), (200, [t_def]),
+                "a default event addressed to alice reaches the default tenant's alice",
+                lambda: str(body))
+            code, got, body = send(badm, type="ping.x", user="alice", severity="critical")
+            is_((code, got), (200, [t_b]),
+                "a tenant b event addressed to alice reaches b's alice, never the default's",
+                lambda: str(body))
+            code, got, body = send(badm, type="ping.x", severity="critical")
+            is_((code, got), (200, [t_b]),
+                "a route to alice and bob reaches b's alice only: b has no bob",
+                lambda: str(body))
+
+            # The CLI acts on the default tenant: removing its run-time user leaves b's.
+            res = run(tmp, ["-c", cfg, "user", "add", "dave", "gotify_token=" + t_bob])
+            is_(res.rc, 0, "herald user add dave (default tenant)", lambda: res.describe())
+            is_(api.json("PUT", "/v1/users/dave", token=badm, body={"addresses": {}})[0], 201,
+                "tenant b creates its own dave")
+            res = run(tmp, ["-c", cfg, "user", "remove", "dave"])
+            is_((res.rc, api.json("GET", "/v1/users/dave", token=adm)[0],
+                 api.json("GET", "/v1/users/dave", token=badm)[0]), (0, 404, 200),
+                "herald user remove dave removes the default tenant's, not b's",
+                lambda: res.describe())
+            code, lst, _ = api.json("GET", "/v1/users", token=adm)
+            is_([x.get("name") for x in lst.get("users", [])], ["alice", "bob"],
+                "the default tenant lists none of b's users (b's alice and dave)")
+            db = sqlite3.connect(str(Path(tmp) / "q.db"), timeout=10)
+            try:
+                rows = db.execute("SELECT tenant, value FROM user_prefs WHERE user = 'alice' AND "
+                                  "kind = 'addr'").fetchall()
+            finally:
+                db.close()
+            ok(len(rows) == 1 and rows[0][0] == "b" and rows[0][1].startswith("hs1:") and
+               t_b not in rows[0][1],
+               "b's alice's token is stored sealed, under tenant b", lambda: str(rows))
+        finally:
+            dm.stop()
+
+
 def refuse_public_plaintext():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write_config(tmp, [])
@@ -768,7 +905,7 @@ def refuse_public_plaintext():
 
 def main():
     run_scenarios((main_flow, webhooks_api, stats_and_channels, users_api, users_api_routing,
-                   metrics_counters, rate_limit_and_openapi,
+                   users_tenants, metrics_counters, rate_limit_and_openapi,
                    refuse_public_plaintext))
     done_testing()
 

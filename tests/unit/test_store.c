@@ -216,7 +216,7 @@ static void test_open(void)
     char *wal = hr_asprintf("%s-wal", path);
     ok(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600, "WAL file is 0600 too");
     free(wal);
-    is_int(q_int(path, "PRAGMA user_version"), 8, "schema version 8");
+    is_int(q_int(path, "PRAGMA user_version"), 9, "schema version 9");
     char *mode = q_text(path, "PRAGMA journal_mode");
     is_str(mode, "wal", "WAL journal mode");
     free(mode);
@@ -274,7 +274,7 @@ static void test_open(void)
             free(path);
             return;
         }
-        is_int(q_int(path, "PRAGMA user_version"), 8, "migrated to version 8");
+        is_int(q_int(path, "PRAGMA user_version"), 9, "migrated to version 9");
         char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                                 "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
                                 "ORDER BY name)");
@@ -291,7 +291,7 @@ static void test_open(void)
 
     /* A newer schema is refused, untouched. */
     path = db_path("future.db");
-    is_int(q_exec(path, "PRAGMA user_version = 9"), SQLITE_OK, "write a future version");
+    is_int(q_exec(path, "PRAGMA user_version = 10"), SQLITE_OK, "write a future version");
     s = (hr_store *)1;
     err[0] = '\0';
     st = hr_store_open(path, &s, err, sizeof err);
@@ -300,10 +300,10 @@ static void test_open(void)
     if (st == HERALD_OK)
         hr_store_close(s);
     like(err, path, "refusal names the file");
-    like(err, "version 9 is newer than this herald supports (8)", "refusal names both versions");
+    like(err, "version 10 is newer than this herald supports (9)", "refusal names both versions");
     like(err, "upgrade herald", "refusal names the remedy");
     ok(!strchr(err, '\n'), "refusal is one line");
-    is_int(q_int(path, "PRAGMA user_version"), 9, "refused database left alone");
+    is_int(q_int(path, "PRAGMA user_version"), 10, "refused database left alone");
     char *mode2 = q_text(path, "PRAGMA journal_mode");
     is_str(mode2, "delete", "refused database not switched to WAL");
     free(mode2);
@@ -1364,6 +1364,106 @@ static void test_plan(const char *path)
     }
 }
 
+static void dir_row(void *ctx, const char *what, const char *a, const char *b, const char *c,
+                    const char *d)
+{
+    hr_buf_addf(ctx, "%s:%s:%s:%s:%s\n", what, a ? a : "", b ? b : "", c ? c : "", d ? d : "");
+}
+
+/* A tenant's users, preferences and groups as lines "what:a:b:c:d"; NULL on error. */
+static char *dir_text(hr_store *s, const char *tenant)
+{
+    hr_buf b = {0};
+    hr_buf_add(&b, "", 0);
+    if (hr_store_directory_each(s, tenant, dir_row, &b) != HERALD_OK) {
+        hr_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* Users belong to a tenant: one name in two tenants is two users whose rows
+ * never mix; a database from before tenants keeps its users as the default
+ * tenant's, their rules in the order they were set. */
+static void test_users(const char *path)
+{
+    char err[512];
+    hr_store *s;
+    if (!is_int(hr_store_open(path, &s, err, sizeof err), HERALD_OK, "open the users database")) {
+        printf("# %s\n", err);
+        return;
+    }
+    int existed = -1, found = -1, changed = -1;
+    ok(hr_store_user_add(s, NULL, "alice", &existed) == HERALD_OK && !existed,
+       "add alice to the default tenant");
+    ok(hr_store_user_add(s, "b", "alice", &existed) == HERALD_OK && !existed,
+       "add alice to tenant b: another user, no clash");
+    ok(hr_store_user_add(s, "b", "alice", &existed) == HERALD_OK && existed,
+       "add b's alice again: she exists");
+    ok(hr_store_pref_put(s, NULL, "alice", "addr", "email", "a@default.test") == HERALD_OK &&
+           hr_store_pref_put(s, "b", "alice", "addr", "email", "a@b.test") == HERALD_OK &&
+           hr_store_pref_put(s, "b", "alice", "default", "min_severity", "error") == HERALD_OK &&
+           hr_store_group_member(s, "b", "ops", "alice", 1, &changed) == HERALD_OK && changed,
+       "an address in each tenant, a preference and a group in b");
+    char *t = dir_text(s, NULL);
+    is_str(t, "user:alice:::\npref:alice:addr:email:a@default.test\n",
+           "the default tenant reads its own rows only");
+    free(t);
+    t = dir_text(s, "b");
+    is_str(t, "user:alice:::\npref:alice:addr:email:a@b.test\n"
+              "pref:alice:default:min_severity:error\ngroup:ops:alice::\n",
+           "tenant b reads its own rows only");
+    free(t);
+    t = dir_text(s, "c");
+    is_str(t, "", "a tenant without users reads nothing");
+    free(t);
+    char **tenants = NULL;
+    ok(hr_store_directory_tenants(s, &tenants) == HERALD_OK && tenants && tenants[0] &&
+           !strcmp(tenants[0], "b") && !tenants[1],
+       "the tenants with users besides the default: b");
+    hr_strv_free(tenants);
+    ok(hr_store_user_remove(s, NULL, "alice", &found) == HERALD_OK && found,
+       "remove the default tenant's alice");
+    t = dir_text(s, NULL);
+    is_str(t, "", "her rows are gone");
+    free(t);
+    t = dir_text(s, "b");
+    like(t, "user:alice:::\npref:alice:addr:email:a@b.test\n", "b's alice is untouched");
+    free(t);
+    hr_store_close(s);
+
+    /* The schema of version 8, with a user, two rules set in reverse rowid
+     * order and a group membership. */
+    is_int(q_exec(path, "DROP TABLE users; DROP TABLE user_prefs; DROP TABLE group_members; "
+                        "CREATE TABLE users (name TEXT PRIMARY KEY NOT NULL, "
+                        "  created_ms INTEGER NOT NULL);"
+                        "CREATE TABLE user_prefs (user TEXT NOT NULL, kind TEXT NOT NULL, "
+                        "  key TEXT NOT NULL, value TEXT NOT NULL, updated_ms INTEGER NOT NULL, "
+                        "  UNIQUE (user, kind, key));"
+                        "CREATE TABLE group_members (grp TEXT NOT NULL, user TEXT NOT NULL, "
+                        "  PRIMARY KEY (grp, user)) WITHOUT ROWID;"
+                        "INSERT INTO users VALUES ('carol', 1);"
+                        "INSERT INTO user_prefs (rowid, user, kind, key, value, updated_ms) "
+                        "  VALUES (5, 'carol', 'rule', 'b.*' || char(31) || '*', 'off', 1),"
+                        "         (3, 'carol', 'rule', 'a.*' || char(31) || '*', 'on', 1);"
+                        "INSERT INTO group_members VALUES ('ops', 'carol');"
+                        "PRAGMA user_version = 8"),
+           SQLITE_OK, "make a version 8 database");
+    if (!is_int(hr_store_open(path, &s, err, sizeof err), HERALD_OK, "open version 8")) {
+        printf("# %s\n", err);
+        return;
+    }
+    is_int(q_int(path, "PRAGMA user_version"), 9, "migrated to version 9");
+    t = dir_text(s, NULL);
+    is_str(t, "user:carol:::\npref:carol:rule:a.*\x1f*:on\npref:carol:rule:b.*\x1f*:off\n"
+              "group:ops:carol::\n",
+           "the users, their preferences (in their order) and groups are the default tenant's");
+    free(t);
+    ok(hr_store_user_add(s, "b", "carol", &existed) == HERALD_OK && !existed,
+       "and the same name can now be added to another tenant");
+    hr_store_close(s);
+}
+
 /* Not a timed test: a diagnostic of the hot path's cost. */
 static void timing(const char *path)
 {
@@ -1535,6 +1635,9 @@ int main(void)
     free(path);
     path = db_path("receipts.db");
     test_receipts(path);
+    free(path);
+    path = db_path("users.db");
+    test_users(path);
     free(path);
     path = db_path("race.db");
     test_concurrency(path);
