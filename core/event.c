@@ -140,34 +140,97 @@ void hr_event_stamp(herald_event *ev)
     hr_rfc3339(ev->created_ms, ev->timestamp, sizeof ev->timestamp);
 }
 
-static json_t *str_or_null(const char *s)
+/* A JSON string as jansson's compact dump writes it: '"' and '\\' escaped,
+ * \b \f \n \r \t by name, other controls as \u00XX (upper-case hex), UTF-8
+ * as is. Events' strings are valid UTF-8 by the time they are encoded. */
+static void add_json_string(hr_buf *b, const char *s)
 {
-    return s ? json_string(s) : json_null();
+    static const char hex[] = "0123456789ABCDEF";
+    hr_buf_add(b, "\"", 1);
+    const char *run = s;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x20 && *p != '"' && *p != '\\')
+            continue;
+        hr_buf_add(b, run, (size_t)((const char *)p - run));
+        char esc[7] = {'\\', 0};
+        size_t n = 2;
+        switch (*p) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+        }
+        hr_buf_add(b, esc, n);
+        run = (const char *)p + 1;
+    }
+    hr_buf_adds(b, run);
+    hr_buf_add(b, "\"", 1);
 }
 
+static void add_member(hr_buf *b, const char *name, const char *value)
+{
+    hr_buf_add(b, ",\"", 2);
+    hr_buf_adds(b, name);
+    hr_buf_add(b, "\":", 2);
+    if (value)
+        add_json_string(b, value);
+    else
+        hr_buf_add(b, "null", 4);
+}
+
+/*
+ * The canonical payload, written directly (it is encoded for every attempt,
+ * so it does not build a jansson tree): exactly what json_dumps() with
+ * JSON_COMPACT | JSON_PRESERVE_ORDER writes for the same object, a repeated
+ * field name keeping its first place and its last value, as
+ * json_object_set() would. Only data, arbitrary JSON, goes through jansson.
+ */
 char *hr_event_json(const herald_event *ev)
 {
-    json_t *fields = json_object();
-    for (size_t i = 0; i < ev->nfields; i++)
-        json_object_set_new(fields, ev->fields[i].name, json_string(ev->fields[i].value));
+    hr_buf b = {0};
+    hr_buf_adds(&b, "{\"id\":");
+    add_json_string(&b, ev->id);
+    add_member(&b, "type", ev->type);
+    add_member(&b, "severity", hr_severity_name(ev->severity));
+    add_member(&b, "title", ev->title);
+    add_member(&b, "body", ev->body ? ev->body : "");
+    hr_buf_adds(&b, ",\"fields\":{");
+    int first = 1;
+    for (size_t i = 0; i < ev->nfields; i++) {
+        size_t k = 0, last = i;
+        while (k < i && strcmp(ev->fields[k].name, ev->fields[i].name) != 0)
+            k++;
+        if (k < i)
+            continue; /* written at its first place */
+        for (size_t j = i + 1; j < ev->nfields; j++)
+            if (!strcmp(ev->fields[j].name, ev->fields[i].name))
+                last = j;
+        if (!first)
+            hr_buf_add(&b, ",", 1);
+        first = 0;
+        add_json_string(&b, ev->fields[i].name);
+        hr_buf_add(&b, ":", 1);
+        add_json_string(&b, ev->fields[last].value);
+    }
+    hr_buf_adds(&b, "},\"data\":");
     json_t *data = ev->data ? json_loads(ev->data, JSON_DECODE_ANY, NULL) : NULL;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s}",
-                          "id", ev->id,
-                          "type", ev->type,
-                          "severity", hr_severity_name(ev->severity),
-                          "title", ev->title,
-                          "body", ev->body ? ev->body : "",
-                          "fields", fields,
-                          "data", data ? data : json_null(),
-                          "source", str_or_null(ev->source),
-                          "timestamp", ev->timestamp);
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!s)
-        abort();
-    char *copy = hr_strdup(s);
-    free(s);
-    return copy;
+    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
+                      : NULL;
+    json_decref(data);
+    hr_buf_adds(&b, text ? text : "null");
+    free(text);
+    add_member(&b, "source", ev->source);
+    add_member(&b, "timestamp", ev->timestamp);
+    hr_buf_add(&b, "}", 1);
+    return b.data;
 }
 
 void hr_event_clear(herald_event *ev)

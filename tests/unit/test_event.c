@@ -151,5 +151,44 @@ int main(void)
     json = hr_event_json(&ev);
     like(json, "\"fields\":{},\"data\":null,\"source\":null", "absent parts are {} and null");
     free(json);
+
+    /* The direct encoder writes what jansson would, byte for byte. */
+    static const char *const tricky[] = {
+        "plain", "", "quote \" backslash \\ slash /", "\b\f\n\r\t", "\x01\x1f\x7f",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\xa5", "line\nbreak \"q\"", "\\u0041",
+    };
+    int mismatches = 0;
+    for (size_t i = 0; i < sizeof tricky / sizeof *tricky; i++) {
+        hr_field f[3] = {{(char *)"a", (char *)tricky[i]},
+                             {tricky[i][0] ? (char *)tricky[i] : (char *)"e", (char *)"x"},
+                             {(char *)"a", (char *)"last wins"}};
+        herald_event t = ev;
+        t.title = (char *)tricky[i];
+        t.body = (char *)tricky[i];
+        t.source = (char *)tricky[i];
+        t.fields = f;
+        t.nfields = 3;
+        t.data = (char *)(i % 2 ? "{ \"b\" : [1, 2.5, \"\\u00e9\"], \"a\": null }" : "17");
+        json_t *fo = json_object();
+        for (size_t k = 0; k < t.nfields; k++)
+            json_object_set_new(fo, t.fields[k].name, json_string(t.fields[k].value));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "id", t.id,
+                              "type", t.type, "severity", hr_severity_name(t.severity), "title",
+                              t.title, "body", t.body, "fields", fo, "data",
+                              json_loads(t.data, JSON_DECODE_ANY, NULL), "source", t.source,
+                              "timestamp", t.timestamp);
+        char *want2 = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *got2 = hr_event_json(&t);
+        if (!want2 || strcmp(want2, got2) != 0) {
+            mismatches++;
+            printf("# jansson: %s\n", want2 ? want2 : "(null)");
+            printf("# herald:  %s\n", got2);
+        }
+        free(want2);
+        free(got2);
+        json_decref(o);
+    }
+    is_int(mismatches, 0, "the event JSON is jansson's for quotes, controls, UTF-8, repeated "
+           "fields and data");
     return done_testing();
 }
