@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -99,6 +100,7 @@ struct hr_dispatcher {
     djob *io_head, *io_tail;     /* to start on the engine */
     djob *work_head, *work_tail; /* blocking jobs for the workers */
     djob *finished;              /* done, to be recorded */
+    size_t nfinished;
     int stop;
     int wake_fd;
     pthread_t io_thread;
@@ -108,6 +110,11 @@ struct hr_dispatcher {
     struct pollfd *pfds;
     unsigned npfds;
     djob *offered; /* fast path: waiting for the submission's commit */
+    /* Claimed in the caller's open transaction: started once it commits. */
+    hr_claim *claimed;
+    herald_event **claimed_ev; /* their events, read in the same transaction */
+    size_t nclaimed;
+    djob *claimed_bl;
     backlog_ent *bl_pending; /* likewise, for the backlogs */
     size_t backlog;          /* entries in every backlog and bl_pending */
     size_t inflight, max_inflight;
@@ -303,6 +310,7 @@ static void job_done(hr_job *j)
     int was_empty = d->finished == NULL;
     dj->next = d->finished;
     d->finished = dj;
+    d->nfinished++;
     pthread_mutex_unlock(&d->mu);
     /* The dispatcher drains wake_fd before it takes the list, so one wake
      * per non-empty list is enough. */
@@ -321,6 +329,7 @@ static djob *take_finished(hr_dispatcher *d)
     pthread_mutex_lock(&d->mu);
     djob *list = d->finished;
     d->finished = NULL;
+    d->nfinished = 0;
     pthread_mutex_unlock(&d->mu);
     return list;
 }
@@ -342,7 +351,7 @@ static void *engine_thread(void *arg)
             list = next;
         }
         /* hr_dispatcher_free and new jobs wake it early. */
-        hr_engine_run(d->engine, 1000, NULL, 0);
+        hr_engine_run(d->engine, 1000);
     }
 }
 
@@ -491,8 +500,8 @@ static void djob_free(hr_dispatcher *d, djob *dj)
 /* Put back what cannot start now (channel busy or rate limited): it stays due. */
 /* Turn a claim into a job; returns it when it must run, NULL when it is
  * finished already or handed back. */
-static djob *start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long **release,
-                         size_t *nrelease)
+static djob *start_claim(hr_dispatcher *d, hr_claim *c, herald_event *ev, long long now,
+                         long long **release, size_t *nrelease)
 {
     chan_rt *rt = chan_get(d, c);
     if (!rt->open_error &&
@@ -500,6 +509,7 @@ static djob *start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long
         *release = hr_realloc(*release, (*nrelease + 1) * sizeof **release);
         (*release)[(*nrelease)++] = c->id;
         claim_clear(c);
+        hr_event_free(ev);
         return NULL;
     }
     djob *dj = hr_calloc(1, sizeof *dj);
@@ -511,7 +521,8 @@ static djob *start_claim(hr_dispatcher *d, hr_claim *c, long long now, long long
     live_add(d, dj);
     d->inflight++;
     rt->inflight++;
-    if (rt->open_error || !(dj->ev = hr_store_event(d->store, dj->claim.event_id))) {
+    dj->ev = ev;
+    if (rt->open_error || !dj->ev) {
         /* Cannot attempt: record a retryable failure so nothing is lost. */
         hr_outcome *o = &dj->job.out;
         o->verdict = HERALD_VERDICT_RETRY;
@@ -672,13 +683,15 @@ static void start_jobs(hr_dispatcher *d, djob *list, long long now)
         run_jobs(d, io, io_tail, work, work_tail);
 }
 
-static void start_claims(hr_dispatcher *d, hr_claim *claims, size_t n, long long now)
+/* evs[i]: claims[i]'s event (taken), NULL when it could not be read. */
+static void start_claims(hr_dispatcher *d, hr_claim *claims, herald_event **evs, size_t n,
+                         long long now)
 {
     long long *release = NULL;
     size_t nrelease = 0;
     djob *list = NULL, *tail = NULL;
     for (size_t i = 0; i < n; i++) {
-        djob *dj = start_claim(d, &claims[i], now, &release, &nrelease);
+        djob *dj = start_claim(d, &claims[i], evs[i], now, &release, &nrelease);
         if (!dj)
             continue;
         dj->next = NULL;
@@ -820,6 +833,8 @@ static size_t backlog_take(hr_dispatcher *d, chan_rt *rt, size_t max, long long 
     return taken;
 }
 
+static void start_claimed(hr_dispatcher *d, int committed);
+
 void hr_dispatcher_commit_offers(hr_dispatcher *d, int committed)
 {
     /* Reverse the pending list so each backlog stays in submission order. */
@@ -844,6 +859,7 @@ void hr_dispatcher_commit_offers(hr_dispatcher *d, int committed)
             e->rt->bl_head = e;
         e->rt->bl_tail = e;
     }
+    start_claimed(d, committed);
     djob *list = d->offered;
     d->offered = NULL;
     if (committed) {
@@ -985,15 +1001,12 @@ static void count_results(hr_dispatcher *d, long long now)
     }
 }
 
-/* Record every finished attempt and claim what can start next, in one
- * transaction; the claims start once it is committed. */
-static void record_and_claim(hr_dispatcher *d)
+/* Record every finished attempt and claim what can start next, in the
+ * transaction that is open; the claims wait in d->claimed until it ends. */
+void hr_dispatcher_collect(hr_dispatcher *d)
 {
     long long now = hr_now_ms();
     djob *list = take_finished(d);
-    int tx = hr_store_begin_batch(d->store) == HERALD_OK;
-    if (!tx)
-        hr_log(HERALD_LOG_ERROR, "cannot start a transaction: %s", hr_store_error(d->store));
     for (djob *dj = list; dj; dj = dj->next)
         record(d, dj, now);
     if (list)
@@ -1004,28 +1017,109 @@ static void record_and_claim(hr_dispatcher *d)
         list = next;
     }
     hr_claim *claims = NULL;
-    size_t n = 0;
-    djob *bl_jobs = NULL;
-    claim_due(d, now, &claims, &n, &bl_jobs);
-    if (tx && hr_store_commit(d->store) != HERALD_OK) {
-        hr_log(HERALD_LOG_ERROR, "cannot commit attempts and claims: %s",
-               hr_store_error(d->store));
-        hr_claims_free(claims, n); /* rolled back: not ours */
-        while (bl_jobs) {          /* their rows are pending again */
-            djob *next = bl_jobs->next;
-            djob_free(d, bl_jobs);
-            bl_jobs = next;
+    size_t n = 0, first = d->nclaimed;
+    claim_due(d, now, &claims, &n, &d->claimed_bl);
+    claims_add(&d->claimed, &d->nclaimed, claims, n);
+    /* Their events are read now, in the open transaction, rather than each
+     * on its own after the commit. */
+    d->claimed_ev = hr_realloc(d->claimed_ev, (d->nclaimed ? d->nclaimed : 1) *
+                                                  sizeof *d->claimed_ev);
+    for (size_t i = first; i < d->nclaimed; i++)
+        if (!(d->claimed_ev[i] = hr_store_event(d->store, d->claimed[i].event_id)))
+            hr_log(HERALD_LOG_WARNING, "cannot read event %s of delivery %lld: %s",
+                   d->claimed[i].event_id, d->claimed[i].id, hr_store_error(d->store));
+}
+
+/* Start what was claimed in the transaction that ended, or forget it when it
+ * rolled back (the rows are pending again). */
+static void start_claimed(hr_dispatcher *d, int committed)
+{
+    djob *bl = d->claimed_bl;
+    hr_claim *claims = d->claimed;
+    herald_event **evs = d->claimed_ev;
+    size_t n = d->nclaimed;
+    d->claimed_bl = NULL;
+    d->claimed = NULL;
+    d->claimed_ev = NULL;
+    d->nclaimed = 0;
+    if (!committed) {
+        hr_claims_free(claims, n);
+        for (size_t i = 0; i < n; i++)
+            hr_event_free(evs[i]);
+        free(evs);
+        while (bl) {
+            djob *next = bl->next;
+            djob_free(d, bl);
+            bl = next;
         }
         return;
     }
-    start_jobs(d, bl_jobs, now);
-    start_claims(d, claims, n, now);
+    long long now = hr_now_ms();
+    start_jobs(d, bl, now);
+    if (n)
+        start_claims(d, claims, evs, n, now);
+    else
+        free(claims);
+    free(evs);
 }
 
-int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds)
+/* The same in a transaction of its own. */
+static void record_and_claim(hr_dispatcher *d)
 {
-    record_and_claim(d);
-    /* Wait for the caller's fds or a finished attempt. */
+    int tx = hr_store_begin_batch(d->store) == HERALD_OK;
+    if (!tx)
+        hr_log(HERALD_LOG_ERROR, "cannot start a transaction: %s", hr_store_error(d->store));
+    hr_dispatcher_collect(d);
+    int committed = 1;
+    if (tx && hr_store_commit(d->store) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "cannot commit attempts and claims: %s",
+               hr_store_error(d->store));
+        committed = 0;
+    }
+    start_claimed(d, committed);
+}
+
+static size_t finished_count(hr_dispatcher *d)
+{
+    pthread_mutex_lock(&d->mu);
+    size_t n = d->nfinished;
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+/*
+ * Under load attempts finish one by one; recording each in a round (and a
+ * commit) of its own would cost the store more than the attempts. So when
+ * only finished attempts woke us while many are in flight, wait up to
+ * COALESCE_US for a quarter of them (at most COALESCE_MAX) to be recorded
+ * together. Anything on the caller's fds (a submission) ends the wait.
+ */
+#define COALESCE_US 1000
+#define COALESCE_STEP_US 200
+#define COALESCE_MAX 64
+
+static void coalesce(hr_dispatcher *d, unsigned nfds)
+{
+    size_t want = d->inflight / 4;
+    if (want > COALESCE_MAX)
+        want = COALESCE_MAX;
+    if (want < 2)
+        return;
+    for (int waited = 0; waited < COALESCE_US; waited += COALESCE_STEP_US) {
+        if (finished_count(d) >= want)
+            return;
+        struct timespec step = {0, COALESCE_STEP_US * 1000L};
+        for (unsigned i = 0; i < nfds; i++)
+            d->pfds[i].revents = 0;
+        if (nfds && ppoll(d->pfds, nfds, &step, NULL) > 0)
+            return; /* the caller's fds are ready: no more waiting */
+        if (!nfds)
+            nanosleep(&step, NULL);
+    }
+}
+
+int hr_dispatcher_wait(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds)
+{
     if (nfds + 1 > d->npfds) {
         d->pfds = hr_realloc(d->pfds, (nfds + 1) * sizeof *d->pfds);
         d->npfds = nfds + 1;
@@ -1036,13 +1130,23 @@ int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, uns
     d->pfds[nfds].events = POLLIN;
     for (unsigned i = 0; i <= nfds; i++)
         d->pfds[i].revents = 0;
-    if (poll(d->pfds, nfds + 1, timeout_ms) < 0 && errno != EINTR)
+    int ready = poll(d->pfds, nfds + 1, timeout_ms);
+    if (ready < 0 && errno != EINTR)
         hr_log(HERALD_LOG_ERROR, "poll: %s", strerror(errno));
+    int woke = (d->pfds[nfds].revents & POLLIN) != 0;
+    if (woke && ready == 1)
+        coalesce(d, nfds);
     for (unsigned i = 0; i < nfds; i++)
         fds[i].revents = d->pfds[i].revents;
+    return woke;
+}
+
+int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds)
+{
+    record_and_claim(d);
     /* Attempts finished while waiting: record them (and refill their slots)
      * now, so a caller waiting for them does not wait another round. */
-    if (d->pfds[nfds].revents & POLLIN)
+    if (hr_dispatcher_wait(d, timeout_ms, fds, nfds))
         record_and_claim(d);
     return (int)d->inflight;
 }

@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "store.h"
 
+struct pollfd;
 typedef struct hr_dispatcher hr_dispatcher;
 
 /* Called for every recorded attempt, inside the transaction that records it. */
@@ -29,6 +30,16 @@ void hr_dispatcher_webhooks_changed(hr_dispatcher *d);
 /* Claim what is due and start it, wait up to timeout_ms for transfers or the
  * extra fds, record what finished. Returns the number of attempts in flight. */
 int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds);
+/*
+ * The same in parts, for a caller that puts a round's work in one
+ * transaction: hr_dispatcher_wait() waits up to timeout_ms for the fds or a
+ * finished attempt (1: attempts finished); hr_dispatcher_collect() records
+ * the finished attempts and claims what is due in the caller's open
+ * transaction; hr_dispatcher_commit_offers() then starts those claims with
+ * the round's offers (or forgets them when the transaction rolled back).
+ */
+int hr_dispatcher_wait(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds);
+void hr_dispatcher_collect(hr_dispatcher *d);
 size_t hr_dispatcher_inflight(const hr_dispatcher *d);
 /* Stop claiming; attempts in flight still finish and are recorded. */
 void hr_dispatcher_drain(hr_dispatcher *d);
@@ -43,8 +54,9 @@ void hr_dispatcher_drain(hr_dispatcher *d);
  * hr_dispatcher_offer() hands over the stored deliveries that had a slot and
  * takes ev's contents (ev keeps its id); hr_dispatcher_unreserve() gives a
  * slot back when the event was not stored; hr_dispatcher_commit_offers()
- * starts the offered attempts when the transaction committed, or forgets
- * them when it rolled back (the rows went with it).
+ * starts the offered attempts (and what hr_dispatcher_collect() claimed)
+ * when the transaction committed, or forgets them when it rolled back (the
+ * rows went with it).
  */
 int hr_dispatcher_reserve(hr_dispatcher *d, const char *channel, long long now,
                           long long *lease_until);

@@ -698,7 +698,7 @@ static int run(daemon_t *dm)
             if (wait < timeout)
                 timeout = wait < 0 ? 0 : (int)wait;
         }
-        hr_dispatcher_step(dm->d, timeout, fds, n);
+        hr_dispatcher_wait(dm->d, timeout, fds, n);
         if (dm->old) {
             hr_dispatcher_step(dm->old, 0, NULL, 0);
             if (hr_dispatcher_inflight(dm->old) == 0) {
@@ -715,6 +715,10 @@ static int run(daemon_t *dm)
             c->round_start = c->out.len;
             c->round_n = 0;
         }
+        /* Finished attempts are recorded and free slots claimed in the same
+         * transaction: one commit a round, however busy. */
+        api_begin(dm);
+        hr_dispatcher_collect(dm->d);
         for (unsigned i = 0; i < n; i++) {
             if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)) || owners[i] == &api_owner)
                 continue;

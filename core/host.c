@@ -400,11 +400,7 @@ static herald_status h_set_tls(herald_exchange *ex, const char *ca_file, int ins
 
 void hr_response_clear(herald_response *r)
 {
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
-    free(r->headers);
+    hr_buf_free(&r->headers);
     hr_buf_free(&r->body);
     memset(r, 0, sizeof *r);
 }
@@ -416,11 +412,25 @@ static long h_response_code(const herald_response *r)
 
 static const char *h_response_header(const herald_response *r, const char *name)
 {
-    /* The last occurrence wins, as for the final response after 1xx ones. */
-    for (size_t i = r->nheaders; i-- > 0;)
-        if (strcasecmp(r->headers[i].name, name) == 0)
-            return r->headers[i].value;
-    return NULL;
+    /* The last occurrence wins. */
+    const char *found = NULL, *p = r->headers.data;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const char *value = p + strlen(p) + 1;
+        if (strcasecmp(p, name) == 0)
+            found = value;
+        p = value + strlen(value) + 1;
+    }
+    return found;
+}
+
+void hr_response_add_header(herald_response *r, const char *name, size_t nlen, const char *value,
+                            size_t vlen)
+{
+    hr_buf_add(&r->headers, name, nlen);
+    hr_buf_add(&r->headers, "", 1);
+    hr_buf_add(&r->headers, value, vlen);
+    hr_buf_add(&r->headers, "", 1);
+    r->nheaders++;
 }
 
 static const void *h_response_body(const herald_response *r, size_t *len)

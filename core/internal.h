@@ -380,7 +380,7 @@ struct herald_response {
     long code;
     herald_status transport;
     char error[512]; /* room for a policy refusal naming the rule's file:line */
-    hr_field *headers;
+    hr_buf headers; /* "name\0value\0" per header, in the order received */
     size_t nheaders;
     hr_buf body;
     long long elapsed_ms;
@@ -407,6 +407,9 @@ struct herald_channel {
 void hr_exchange_init(herald_exchange *ex, herald_purpose p);
 void hr_exchange_clear(herald_exchange *ex); /* frees the current step's description */
 void hr_response_clear(herald_response *r);
+/* Append a response header (a copy of name[0..nlen) and value[0..vlen)). */
+void hr_response_add_header(herald_response *r, const char *name, size_t nlen, const char *value,
+                            size_t vlen);
 
 /* ---- transport.c: executing exchanges ---- */
 
@@ -419,16 +422,16 @@ void hr_transport_run(const herald_exchange *ex, herald_response *r);
  * its own transfers. */
 typedef struct hr_engine hr_engine;
 typedef void (*hr_engine_cb)(void *arg);
-struct pollfd;
 hr_engine *hr_engine_new(void);
 void hr_engine_free(hr_engine *e); /* abandons running transfers without callbacks */
 /* Start ex, filling r; cb(arg) runs inside hr_engine_run() (or at once when the
  * exchange cannot start). ex and r must stay valid until then. */
 herald_status hr_engine_submit(hr_engine *e, const herald_exchange *ex, herald_response *r,
                                hr_engine_cb cb, void *arg);
-/* Wait up to timeout_ms for transfer activity or for the extra fds, drive
- * transfers and run callbacks. Returns the number of transfers still running. */
-int hr_engine_run(hr_engine *e, int timeout_ms, struct pollfd *fds, unsigned nfds);
+/* Wait up to timeout_ms for transfer activity (or hr_engine_wakeup()), drive
+ * the transfers that are ready and run callbacks. Returns the number of
+ * transfers still running. */
+int hr_engine_run(hr_engine *e, int timeout_ms);
 size_t hr_engine_active(const hr_engine *e);
 void hr_engine_wakeup(hr_engine *e); /* from any thread */
 

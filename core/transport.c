@@ -2,10 +2,14 @@
  * a multi engine that reuses connections and never lets a slow destination hold up others. */
 #include "config.h"
 
-#include <poll.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -43,26 +47,20 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
         /* A new response (after 1xx): forget the previous one's headers. */
-        for (size_t i = 0; i < r->nheaders; i++) {
-            free(r->headers[i].name);
-            free(r->headers[i].value);
-        }
+        hr_buf_reset(&r->headers);
         r->nheaders = 0;
         return n;
     }
     const char *colon = memchr(ptr, ':', n);
-    if (!colon || r->nheaders >= MAX_RESPONSE_HEADERS)
-        return n;
+    if (!colon || r->nheaders >= MAX_RESPONSE_HEADERS || memchr(ptr, '\0', n))
+        return n; /* a NUL would cut the stored pair: such a header is dropped */
     const char *v = colon + 1;
     const char *end = ptr + n;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
         end--;
-    r->headers = hr_realloc(r->headers, (r->nheaders + 1) * sizeof *r->headers);
-    r->headers[r->nheaders].name = hr_strndup(ptr, (size_t)(colon - ptr));
-    r->headers[r->nheaders].value = hr_strndup(v, (size_t)(end - v));
-    r->nheaders++;
+    hr_response_add_header(r, ptr, (size_t)(colon - ptr), v, (size_t)(end - v));
     return n;
 }
 
@@ -352,12 +350,20 @@ void hr_transport_run(const herald_exchange *ex, herald_response *r)
 
 /* ---- the multi engine ---- */
 
+/*
+ * libcurl's socket interface on an epoll set: each wakeup drives only the
+ * transfers whose sockets are ready (curl_multi_perform() would walk every
+ * transfer, so its cost grows with the number in flight), and the timer
+ * libcurl asks for drives the rest (timeouts, new transfers).
+ */
+
 #define ENGINE_MAX_HOST_CONNECTIONS 64
+#define ENGINE_EVENTS 256
 
 struct hr_engine {
     CURLM *multi;
-    struct curl_waitfd *wfd; /* extra fds of the last run, grown as needed */
-    unsigned nwfd;
+    int epfd, wakefd;
+    long long timer_at; /* when libcurl wants its timeout action; -1: never */
     hr_xfer *running;
     hr_xfer *idle; /* finished transfers whose easy handles are kept for reuse */
     size_t active;
@@ -382,13 +388,51 @@ static void xfer_free(hr_xfer *x)
     free(x);
 }
 
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    hr_engine *e = userp;
+    (void)easy, (void)socketp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL); /* it may be closed already */
+        return 0;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+        (errno != ENOENT || epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) != 0))
+        return -1; /* libcurl fails the transfers on this socket */
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    hr_engine *e = userp;
+    (void)multi;
+    e->timer_at = timeout_ms < 0 ? -1 : hr_now_ms() + timeout_ms;
+    return 0;
+}
+
 hr_engine *hr_engine_new(void)
 {
     hr_engine *e = hr_calloc(1, sizeof *e);
-    if (!(e->multi = curl_multi_init()))
+    e->timer_at = -1;
+    if (!(e->multi = curl_multi_init()) || (e->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (e->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+        abort();
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.fd = e->wakefd;
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) != 0)
         abort();
     curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)ENGINE_MAX_HOST_CONNECTIONS);
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
     return e;
 }
 
@@ -407,7 +451,8 @@ void hr_engine_free(hr_engine *e)
         xfer_free(x);
     }
     curl_multi_cleanup(e->multi);
-    free(e->wfd);
+    close(e->epfd);
+    close(e->wakefd);
     free(e);
 }
 
@@ -453,7 +498,9 @@ size_t hr_engine_active(const hr_engine *e)
 
 void hr_engine_wakeup(hr_engine *e)
 {
-    curl_multi_wakeup(e->multi);
+    uint64_t one = 1;
+    while (write(e->wakefd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
 }
 
 static void engine_collect(hr_engine *e)
@@ -476,29 +523,42 @@ static void engine_collect(hr_engine *e)
     }
 }
 
-int hr_engine_run(hr_engine *e, int timeout_ms, struct pollfd *fds, unsigned nfds)
+/* libcurl's timeout action, when it is due. */
+static void engine_timer(hr_engine *e)
 {
-    if (nfds > e->nwfd) {
-        e->wfd = hr_realloc(e->wfd, nfds * sizeof *e->wfd);
-        e->nwfd = nfds;
-    }
-    struct curl_waitfd *wfd = e->wfd;
-    unsigned n = nfds;
-    for (unsigned i = 0; i < n; i++) {
-        wfd[i].fd = fds[i].fd;
-        wfd[i].events = (short)(((fds[i].events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
-                                ((fds[i].events & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
-        wfd[i].revents = 0;
-    }
+    if (e->timer_at < 0 || e->timer_at > hr_now_ms())
+        return;
     int running;
-    curl_multi_perform(e->multi, &running);
+    e->timer_at = -1; /* libcurl sets the next one from inside the call */
+    curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+int hr_engine_run(hr_engine *e, int timeout_ms)
+{
+    engine_timer(e); /* transfers just added start here */
     engine_collect(e);
-    curl_multi_poll(e->multi, n ? wfd : NULL, n, timeout_ms, NULL);
-    for (unsigned i = 0; i < n; i++) {
-        fds[i].revents = (short)(((wfd[i].revents & CURL_WAIT_POLLIN) ? POLLIN : 0) |
-                                 ((wfd[i].revents & CURL_WAIT_POLLOUT) ? POLLOUT : 0));
+    long long wait = timeout_ms;
+    if (e->timer_at >= 0) {
+        long long until = e->timer_at - hr_now_ms();
+        wait = until < 0 ? 0 : until < wait ? until : wait;
     }
-    curl_multi_perform(e->multi, &running);
+    struct epoll_event evs[ENGINE_EVENTS];
+    int n = epoll_wait(e->epfd, evs, ENGINE_EVENTS, (int)wait);
+    for (int i = 0; i < n; i++) {
+        int fd = evs[i].data.fd;
+        if (fd == e->wakefd) {
+            uint64_t v;
+            while (read(e->wakefd, &v, sizeof v) < 0 && errno == EINTR)
+                ;
+            continue;
+        }
+        int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                    ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                    ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+        int running;
+        curl_multi_socket_action(e->multi, fd, flags, &running);
+    }
+    engine_timer(e);
     engine_collect(e);
     return (int)e->active;
 }

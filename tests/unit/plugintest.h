@@ -175,10 +175,7 @@ static inline herald_response response_hdr(long code, herald_status transport, c
     if (transport != HERALD_OK)
         snprintf(r.error, sizeof r.error, "simulated");
     if (value) {
-        r.headers = hr_calloc(1, sizeof *r.headers);
-        r.headers[0].name = hr_strdup(name);
-        r.headers[0].value = hr_strdup(value);
-        r.nheaders = 1;
+        hr_response_add_header(&r, name, strlen(name), value, strlen(value));
     }
     if (body)
         hr_buf_adds(&r.body, body);
