@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -41,6 +40,10 @@ typedef struct chan_rt {
     char *open_error;  /* set when the channel cannot be opened */
     hr_retry retry;
     int max_concurrent;
+    /* The engine thread's own: transfers running, and jobs handed over
+     * beyond max_concurrent waiting for one of them to finish. */
+    int eng_running;
+    struct djob *eng_head, *eng_tail;
     double max_rate;
     double tokens;
     long long refill_ms;
@@ -77,6 +80,7 @@ typedef struct djob {
     herald_message msg;
     chan_rt *rt;
     long long started_ms;
+    int limit; /* the channel's max_concurrent, for the engine thread */
     struct hr_dispatcher *d;
     struct djob *next;             /* in the finished list */
     struct djob *live_prev, *live_next; /* every job not yet recorded */
@@ -100,11 +104,11 @@ struct hr_dispatcher {
     djob *io_head, *io_tail;     /* to start on the engine */
     djob *work_head, *work_tail; /* blocking jobs for the workers */
     djob *finished;              /* done, to be recorded */
-    size_t nfinished;
     int stop;
     int wake_fd;
     pthread_t io_thread;
     int io_running;
+    djob *eng_next; /* the engine thread's: queued jobs whose slot came free */
     pthread_t workers[BLOCKING_WORKERS];
     size_t nworkers;
     struct pollfd *pfds;
@@ -310,7 +314,6 @@ static void job_done(hr_job *j)
     int was_empty = d->finished == NULL;
     dj->next = d->finished;
     d->finished = dj;
-    d->nfinished++;
     pthread_mutex_unlock(&d->mu);
     /* The dispatcher drains wake_fd before it takes the list, so one wake
      * per non-empty list is enough. */
@@ -329,9 +332,50 @@ static djob *take_finished(hr_dispatcher *d)
     pthread_mutex_lock(&d->mu);
     djob *list = d->finished;
     d->finished = NULL;
-    d->nfinished = 0;
     pthread_mutex_unlock(&d->mu);
     return list;
+}
+
+/*
+ * The dispatcher claims up to twice a channel's max_concurrent, so that the
+ * engine always has the next attempt at hand when one finishes rather than
+ * waiting for this thread's next round; the engine thread itself keeps to
+ * max_concurrent transfers per channel, queueing the rest.
+ */
+static void engine_job_done(hr_job *j);
+
+static void engine_start(hr_dispatcher *d, djob *dj)
+{
+    chan_rt *rt = dj->rt;
+    if (rt->eng_running >= dj->limit) {
+        if (rt->eng_tail)
+            rt->eng_tail->next = dj;
+        else
+            rt->eng_head = dj;
+        rt->eng_tail = dj;
+        return;
+    }
+    rt->eng_running++;
+    dj->started_ms = hr_now_ms();
+    hr_job_start(&dj->job, d->engine, engine_job_done);
+}
+
+/* On the engine thread: the channel's next queued job starts after this
+ * round of the engine (not from here: a job failing at once would recurse). */
+static void engine_job_done(hr_job *j)
+{
+    djob *dj = (djob *)j;
+    chan_rt *rt = dj->rt;
+    hr_dispatcher *d = dj->d;
+    rt->eng_running--;
+    djob *next = rt->eng_head;
+    if (next) {
+        if (!(rt->eng_head = next->next))
+            rt->eng_tail = NULL;
+        next->next = d->eng_next;
+        d->eng_next = next;
+    }
+    job_done(j);
 }
 
 static void *engine_thread(void *arg)
@@ -347,11 +391,18 @@ static void *engine_thread(void *arg)
             return NULL;
         while (list) {
             djob *next = list->next;
-            hr_job_start(&list->job, d->engine, job_done);
+            list->next = NULL;
+            engine_start(d, list);
             list = next;
         }
         /* hr_dispatcher_free and new jobs wake it early. */
-        hr_engine_run(d->engine, 1000);
+        hr_engine_run(d->engine, d->eng_next ? 0 : 1000);
+        while (d->eng_next) {
+            djob *dj = d->eng_next;
+            d->eng_next = dj->next;
+            dj->next = NULL;
+            engine_start(d, dj);
+        }
     }
 }
 
@@ -465,6 +516,13 @@ static int is_blocking(const chan_rt *rt)
     return (rt->ch->plugin->info->flags & HERALD_PLUGIN_F_BLOCKING) != 0;
 }
 
+/* How many of a channel's deliveries may be claimed at once: twice what may
+ * run for the engine's channels (see engine_start). */
+static int claim_limit(const chan_rt *rt)
+{
+    return rt->ch && !is_blocking(rt) ? 2 * rt->max_concurrent : rt->max_concurrent;
+}
+
 static void shared_unref(shared_ev *sh)
 {
     if (--sh->refs == 0) {
@@ -505,7 +563,7 @@ static djob *start_claim(hr_dispatcher *d, hr_claim *c, herald_event *ev, long l
 {
     chan_rt *rt = chan_get(d, c);
     if (!rt->open_error &&
-        (rt->disabled || rt->inflight >= rt->max_concurrent || !rate_allows(rt, now))) {
+        (rt->disabled || rt->inflight >= claim_limit(rt) || !rate_allows(rt, now))) {
         *release = hr_realloc(*release, (*nrelease + 1) * sizeof **release);
         (*release)[(*nrelease)++] = c->id;
         claim_clear(c);
@@ -557,7 +615,7 @@ static size_t chan_room(hr_dispatcher *d, const char *name, long long now)
         return 0; /* its deliveries stay pending until it is enabled */
     if (rt->open_error)
         return CLAIM_BATCH; /* each is recorded as a retry at once */
-    long room = (long)rt->max_concurrent - rt->inflight;
+    long room = (long)claim_limit(rt) - rt->inflight;
     if (rt->max_rate > 0) {
         rate_refill(rt, now);
         if ((double)room > rt->tokens)
@@ -674,6 +732,7 @@ static void start_jobs(hr_dispatcher *d, djob *list, long long now)
         list = dj->next;
         dj->next = NULL;
         dj->started_ms = now;
+        dj->limit = dj->rt->max_concurrent;
         if (is_blocking(dj->rt))
             list_append(&work, &work_tail, dj, dj);
         else
@@ -712,7 +771,7 @@ int hr_dispatcher_reserve(hr_dispatcher *d, const char *channel, long long now,
         (!hr_config_channel(d->cfg, channel) && !hr_webhook_is_id(channel)))
         return 0;
     chan_rt *rt = chan_named(d, channel);
-    if (rt->open_error || rt->disabled || rt->inflight >= rt->max_concurrent ||
+    if (rt->open_error || rt->disabled || rt->inflight >= claim_limit(rt) ||
         !rate_allows(rt, now))
         return 0;
     rt->inflight++;
@@ -1079,45 +1138,6 @@ static void record_and_claim(hr_dispatcher *d)
     start_claimed(d, committed);
 }
 
-static size_t finished_count(hr_dispatcher *d)
-{
-    pthread_mutex_lock(&d->mu);
-    size_t n = d->nfinished;
-    pthread_mutex_unlock(&d->mu);
-    return n;
-}
-
-/*
- * Under load attempts finish one by one; recording each in a round (and a
- * commit) of its own would cost the store more than the attempts. So when
- * only finished attempts woke us while many are in flight, wait up to
- * COALESCE_US for a quarter of them (at most COALESCE_MAX) to be recorded
- * together. Anything on the caller's fds (a submission) ends the wait.
- */
-#define COALESCE_US 1000
-#define COALESCE_STEP_US 200
-#define COALESCE_MAX 64
-
-static void coalesce(hr_dispatcher *d, unsigned nfds)
-{
-    size_t want = d->inflight / 4;
-    if (want > COALESCE_MAX)
-        want = COALESCE_MAX;
-    if (want < 2)
-        return;
-    for (int waited = 0; waited < COALESCE_US; waited += COALESCE_STEP_US) {
-        if (finished_count(d) >= want)
-            return;
-        struct timespec step = {0, COALESCE_STEP_US * 1000L};
-        for (unsigned i = 0; i < nfds; i++)
-            d->pfds[i].revents = 0;
-        if (nfds && ppoll(d->pfds, nfds, &step, NULL) > 0)
-            return; /* the caller's fds are ready: no more waiting */
-        if (!nfds)
-            nanosleep(&step, NULL);
-    }
-}
-
 int hr_dispatcher_wait(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds)
 {
     if (nfds + 1 > d->npfds) {
@@ -1130,15 +1150,11 @@ int hr_dispatcher_wait(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, uns
     d->pfds[nfds].events = POLLIN;
     for (unsigned i = 0; i <= nfds; i++)
         d->pfds[i].revents = 0;
-    int ready = poll(d->pfds, nfds + 1, timeout_ms);
-    if (ready < 0 && errno != EINTR)
+    if (poll(d->pfds, nfds + 1, timeout_ms) < 0 && errno != EINTR)
         hr_log(HERALD_LOG_ERROR, "poll: %s", strerror(errno));
-    int woke = (d->pfds[nfds].revents & POLLIN) != 0;
-    if (woke && ready == 1)
-        coalesce(d, nfds);
     for (unsigned i = 0; i < nfds; i++)
         fds[i].revents = d->pfds[i].revents;
-    return woke;
+    return (d->pfds[nfds].revents & POLLIN) != 0;
 }
 
 int hr_dispatcher_step(hr_dispatcher *d, int timeout_ms, struct pollfd *fds, unsigned nfds)

@@ -1145,6 +1145,34 @@ def blocking_plugins_on_workers():
 
 
 @scenario
+def max_concurrent_caps_transfers():
+    """max_concurrent = 3 against a receiver taking 0.4 s per request: however many the
+    dispatcher has claimed ahead, never more than 3 requests are open at once."""
+    with tempfile.TemporaryDirectory() as tmp, receiver("200;delay=0.4") as r:
+        cfg = write_config(tmp, [hook("narrow", r.url + "/n", max_concurrent=3)])
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "max_concurrent"):
+                return
+            with Client(dm.sock) as c:
+                reps = pipeline(c, [submit_req("narrow %d" % i, to=["narrow"])
+                                    for i in range(9)])
+            is_(len([x for x in reps if x.get("ok")]), 9, "9 submits acked")
+            wait_until(lambda: len(r.requests()) >= 9, 10)
+            ts = sorted(q["t"] for q in r.requests())
+            # A request is open from its arrival for the receiver's 0.4 s.
+            most = max(sum(1 for u in ts if t - 0.35 < u <= t) for t in ts) if ts else 0
+            is_(len(ts), 9, "the receiver got all 9", lambda: reqs_diag(r))
+            ok(0 < most <= 3, "at most 3 requests open at once (max_concurrent = 3)",
+               lambda: "%d arrived within 0.35 s\n%s" % (most, reqs_diag(r)))
+            ok(len(ts) == 9 and ts[-1] - ts[0] >= 0.75,
+               "9 requests of 0.4 s through 3 slots take three waves",
+               lambda: reqs_diag(r))
+        finally:
+            dm.stop()
+
+
+@scenario
 def max_rate_limits_a_channel():
     """max_rate = 5: a burst of 15 is spread over about two seconds, nothing lost."""
     with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
