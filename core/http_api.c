@@ -28,6 +28,10 @@
 #define MAX_WAIT_MS (5 * 60 * 1000)
 #define RATE_SLOTS 256
 #define LIST_MAX 1000
+/* A connection's memory for the request line and headers (bodies are copied
+ * out as they arrive). libmicrohttpd zeroes it for every request, so it is
+ * kept near what requests need; bigger headers are refused with 431. */
+#define HEADERS_MAX (16 * 1024)
 
 static const char openapi_json[] =
 #include "openapi.inc"
@@ -1920,7 +1924,7 @@ hr_api *hr_api_start(const hr_config *cfg, const hr_api_env *env, char *err, siz
     api->mhd = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout, MHD_OPTION_CONNECTION_LIMIT, 1000u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADERS_MAX, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, api, cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, api->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, api->tls_key, MHD_OPTION_END);
     if (!api->mhd) {

@@ -118,6 +118,11 @@ def main_flow():
             is_(api.json("POST", "/v1/events", token=ta,
                          body={"type": "a.b", "title": "x", "body": "y" * 5000})[0], 413,
                 "a body over http.max_body: 413")
+            code = api.call("POST", "/v1/events", token=ta, body={"type": "a.b", "title": "x"},
+                            headers={"X-Padding": "p" * 20000})[0]
+            is_(code, 431, "headers over 16 KiB: 431")
+            is_(api.json("POST", "/v1/events", token=ta, body={"type": "a.b", "title": "x"},
+                         headers={"X-Padding": "p" * 8000})[0], 202, "8 KB of headers: accepted")
             is_(api.json("GET", "/v1/nothing", token=ta)[0], 404, "unknown endpoint: 404")
             code, _, headers = api.json("DELETE", "/v1/events", token=ta)
             is_((code, headers.get("Allow")), (405, "POST"), "wrong method: 405 with Allow")
