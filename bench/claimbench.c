@@ -68,9 +68,12 @@ int main(int argc, char **argv)
     long done = 0;
     while (done < cycles) {
         hr_claim *c;
+        herald_event **evs;
         size_t n;
         if (hr_store_begin_batch(s) != HERALD_OK ||
-            hr_store_claim_channel(s, "hot", now, 300000, BATCH, &c, &n) != HERALD_OK || !n) {
+            hr_store_claim_channel_events(s, "hot", now, 300000, BATCH, &c, &evs, &n) !=
+                HERALD_OK ||
+            !n) {
             fprintf(stderr, "claimbench: claim: %s\n", hr_store_error(s));
             return 1;
         }
@@ -84,6 +87,9 @@ int main(int argc, char **argv)
             }
         }
         hr_claims_free(c, n);
+        for (size_t i = 0; i < n; i++)
+            hr_event_free(evs[i]);
+        free(evs);
         if (hr_store_commit(s) != HERALD_OK) {
             fprintf(stderr, "claimbench: commit: %s\n", hr_store_error(s));
             return 1;

@@ -624,14 +624,20 @@ static size_t chan_room(hr_dispatcher *d, const char *name, long long now)
     return room > 0 ? (size_t)room : 0;
 }
 
-static void claims_add(hr_claim **all, size_t *n, hr_claim *c, size_t k)
+/* Append k claims (and their events, or NULLs when evs is NULL), taking them. */
+static void claims_add(hr_claim **all, herald_event ***allev, size_t *n, hr_claim *c,
+                       herald_event **evs, size_t k)
 {
     if (!k)
         return;
     *all = hr_realloc(*all, (*n + k) * sizeof **all);
+    *allev = hr_realloc(*allev, (*n + k) * sizeof **allev);
     memcpy(*all + *n, c, k * sizeof *c);
+    for (size_t i = 0; i < k; i++)
+        (*allev)[*n + i] = evs ? evs[i] : NULL;
     *n += k;
     free(c);
+    free(evs);
 }
 
 /* Claim what the channels have room for: per channel, so that a busy or
@@ -639,8 +645,8 @@ static void claims_add(hr_claim **all, size_t *n, hr_claim *c, size_t k)
 static size_t backlog_take(hr_dispatcher *d, chan_rt *rt, size_t max, long long now,
                            djob **jobs);
 
-static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *nall,
-                      djob **bl_jobs)
+static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, herald_event ***allev,
+                      size_t *nall, djob **bl_jobs)
 {
     if (d->draining || d->inflight >= d->max_inflight)
         return;
@@ -657,7 +663,7 @@ static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *n
         if (hr_store_claim(d->store, now, d->lease_ms, want < CLAIM_BATCH ? want : CLAIM_BATCH,
                            skip, d->only_event, &c, &n) != HERALD_OK)
             hr_log(HERALD_LOG_ERROR, "cannot claim deliveries: %s", hr_store_error(d->store));
-        claims_add(all, nall, c, n);
+        claims_add(all, allev, nall, c, NULL, n);
         return;
     }
     if (now - d->discovered_ms >= DISCOVER_MS || now < d->discovered_ms) {
@@ -711,14 +717,15 @@ static void claim_due(hr_dispatcher *d, long long now, hr_claim **all, size_t *n
         if (rt && room)
             rt->store_claim_ms = now;
         hr_claim *c = NULL;
+        herald_event **evs = NULL;
         size_t n = 0;
-        if (room && hr_store_claim_channel(d->store, name, now, d->lease_ms, room, &c, &n) !=
-                        HERALD_OK) {
+        if (room && hr_store_claim_channel_events(d->store, name, now, d->lease_ms, room, &c,
+                                                  &evs, &n) != HERALD_OK) {
             hr_log(HERALD_LOG_ERROR, "cannot claim deliveries of %s: %s", name,
                    hr_store_error(d->store));
             continue;
         }
-        claims_add(all, nall, c, n);
+        claims_add(all, allev, nall, c, evs, n);
     }
 }
 
@@ -1075,16 +1082,13 @@ void hr_dispatcher_collect(hr_dispatcher *d)
         djob_free(d, list);
         list = next;
     }
-    hr_claim *claims = NULL;
-    size_t n = 0, first = d->nclaimed;
-    claim_due(d, now, &claims, &n, &d->claimed_bl);
-    claims_add(&d->claimed, &d->nclaimed, claims, n);
-    /* Their events are read now, in the open transaction, rather than each
-     * on its own after the commit. */
-    d->claimed_ev = hr_realloc(d->claimed_ev, (d->nclaimed ? d->nclaimed : 1) *
-                                                  sizeof *d->claimed_ev);
+    size_t first = d->nclaimed;
+    claim_due(d, now, &d->claimed, &d->claimed_ev, &d->nclaimed, &d->claimed_bl);
+    /* Events the claim did not bring along are read now, in the open
+     * transaction, rather than each on its own after the commit. */
     for (size_t i = first; i < d->nclaimed; i++)
-        if (!(d->claimed_ev[i] = hr_store_event(d->store, d->claimed[i].event_id)))
+        if (!d->claimed_ev[i] &&
+            !(d->claimed_ev[i] = hr_store_event(d->store, d->claimed[i].event_id)))
             hr_log(HERALD_LOG_WARNING, "cannot read event %s of delivery %lld: %s",
                    d->claimed[i].event_id, d->claimed[i].id, hr_store_error(d->store));
 }

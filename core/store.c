@@ -259,7 +259,8 @@ enum {
     Q_EVENT,
     Q_CLAIM,
     Q_CLAIM_EVENT,
-    Q_CLAIM_CHANNEL,
+    Q_CLAIM_SCAN,
+    Q_CLAIM_MARK,
     Q_NEXT_CHANNEL,
     Q_CLAIM_ONE,
     Q_LEASE_OWNERS,
@@ -342,19 +343,23 @@ static const char *const sql_text[Q_COUNT] = {
                       "ORDER BY due_at LIMIT ?3) "
                       "RETURNING id, event_id, channel, recipient, address, attempts, "
                       "created_ms, next_at",
-    /* One channel's due rows: deliveries_channel_due walks them in due order. */
-    [Q_CLAIM_CHANNEL] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1, "
-                        "lease_owner = ?9 "
-                        "WHERE id IN (SELECT id FROM deliveries "
-                        "WHERE channel = ?6 AND state IN (0, 1, 5) AND due_at <= ?1 "
-                        "ORDER BY due_at LIMIT ?3) "
-                        "RETURNING id, event_id, channel, recipient, address, attempts, "
-                        "created_ms, next_at",
     /* Channels with claimable rows, one index seek each. */
     [Q_NEXT_CHANNEL] = "SELECT channel FROM deliveries WHERE state IN (0, 1, 5) AND channel > ?1 "
                        "ORDER BY channel LIMIT 1",
     /* A delivery the claimer holds in memory since it was submitted: only if
      * nobody attempted or claimed it meanwhile. */
+    /* One channel's due rows with each row's event, for a claimer holding
+     * the write lock: read (deliveries_channel_due in due order, events by id),
+     * then mark each row; no temporary tables, no second read of the event.
+     * The event's columns are Q_EVENT's, from column 8 on. */
+    [Q_CLAIM_SCAN] = "SELECT d.id, d.event_id, d.channel, d.recipient, d.address, d.attempts, "
+                     "d.created_ms, d.next_at, e.id, e.type, e.severity, e.title, e.body, "
+                     "e.source, e.user, e.idempotency_key, e.data, e.fields, e.created_ms, "
+                     "e.tenant FROM deliveries d LEFT JOIN events e ON e.id = d.event_id "
+                     "WHERE d.channel = ?1 AND d.state IN (0, 1, 5) AND d.due_at <= ?2 "
+                     "ORDER BY d.due_at LIMIT ?3",
+    [Q_CLAIM_MARK] = "UPDATE deliveries SET state = 1, lease_until = ?2, updated_ms = ?3, "
+                     "lease_owner = ?4 WHERE id = ?1",
     [Q_CLAIM_ONE] = "UPDATE deliveries SET state = 1, lease_until = ?2 + ?3, updated_ms = ?2, "
                     "lease_owner = ?9 "
                     "WHERE id = ?1 AND state = 0 AND attempts = 0",
@@ -1028,6 +1033,29 @@ static herald_status parse_fields(hr_store *s, const char *text, herald_event *e
     return HERALD_OK;
 }
 
+/* The event in Q_EVENT's columns c, c + 1, ... of the current row. */
+static herald_event *row_event(hr_store *s, sqlite3_stmt *q, int c)
+{
+    herald_event *ev = hr_calloc(1, sizeof *ev);
+    col_id(q, c, ev->id);
+    ev->type = col_dup(q, c + 1);
+    ev->severity = (herald_severity)sqlite3_column_int(q, c + 2);
+    ev->title = col_dup(q, c + 3);
+    ev->body = col_dup(q, c + 4);
+    ev->source = col_dup(q, c + 5);
+    ev->user = col_dup(q, c + 6);
+    ev->idempotency_key = col_dup(q, c + 7);
+    ev->data = col_dup(q, c + 8);
+    ev->created_ms = sqlite3_column_int64(q, c + 10);
+    ev->tenant = col_dup(q, c + 11);
+    hr_rfc3339(ev->created_ms, ev->timestamp, sizeof ev->timestamp);
+    if (parse_fields(s, (const char *)sqlite3_column_text(q, c + 9), ev) != HERALD_OK) {
+        hr_event_free(ev);
+        return NULL;
+    }
+    return ev;
+}
+
 herald_event *hr_store_event(hr_store *s, const char *id)
 {
     sqlite3_stmt *q = prep(s, Q_EVENT, "read the event");
@@ -1043,25 +1071,8 @@ herald_event *hr_store_event(hr_store *s, const char *id)
         done(q);
         return NULL;
     }
-    herald_event *ev = hr_calloc(1, sizeof *ev);
-    col_id(q, 0, ev->id);
-    ev->type = col_dup(q, 1);
-    ev->severity = (herald_severity)sqlite3_column_int(q, 2);
-    ev->title = col_dup(q, 3);
-    ev->body = col_dup(q, 4);
-    ev->source = col_dup(q, 5);
-    ev->user = col_dup(q, 6);
-    ev->idempotency_key = col_dup(q, 7);
-    ev->data = col_dup(q, 8);
-    ev->created_ms = sqlite3_column_int64(q, 10);
-    ev->tenant = col_dup(q, 11);
-    hr_rfc3339(ev->created_ms, ev->timestamp, sizeof ev->timestamp);
-    herald_status st = parse_fields(s, (const char *)sqlite3_column_text(q, 9), ev);
+    herald_event *ev = row_event(s, q, 0);
     done(q);
-    if (st != HERALD_OK) {
-        hr_event_free(ev);
-        return NULL;
-    }
     return ev;
 }
 
@@ -1070,6 +1081,7 @@ herald_event *hr_store_event(hr_store *s, const char *id)
 typedef struct claim_sort {
     hr_claim c;
     long long next_at;
+    herald_event *ev; /* hr_store_claim_channel_events() only */
 } claim_sort;
 
 static int claim_cmp(const void *a, const void *b)
@@ -1094,8 +1106,8 @@ static char *skip_json(const char *const *skip)
 }
 
 static herald_status claim(hr_store *s, long long now, long long lease_ms, size_t max,
-                           const char *const *skip, const char *event_id, const char *channel,
-                           hr_claim **out, size_t *n)
+                           const char *const *skip, const char *event_id, hr_claim **out,
+                           size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -1104,22 +1116,17 @@ static herald_status claim(hr_store *s, long long now, long long lease_ms, size_
     herald_status st = write_begin(s, "start claiming deliveries");
     if (st != HERALD_OK)
         return st;
-    sqlite3_stmt *q = prep(s, channel ? Q_CLAIM_CHANNEL : event_id ? Q_CLAIM_EVENT : Q_CLAIM,
-                           "claim deliveries");
+    sqlite3_stmt *q = prep(s, event_id ? Q_CLAIM_EVENT : Q_CLAIM, "claim deliveries");
     if (!q)
         return write_end(s, HERALD_E_IO, "claim deliveries");
-    char *skips = channel ? NULL : skip_json(skip);
+    char *skips = skip_json(skip);
     bind_int(s, q, 1, now);
     bind_int(s, q, 2, lease_ms);
     bind_int(s, q, 3, max > (size_t)INT64_MAX ? INT64_MAX : (long long)max);
     bind_text(s, q, 9, s->owner);
-    if (channel) {
-        bind_text(s, q, 6, channel);
-    } else {
-        bind_text(s, q, 4, skips);
-        if (event_id)
-            bind_text(s, q, 5, event_id);
-    }
+    bind_text(s, q, 4, skips);
+    if (event_id)
+        bind_text(s, q, 5, event_id);
     claim_sort *tmp = NULL;
     size_t len = 0, cap = 0;
     int rc;
@@ -1173,13 +1180,98 @@ herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, siz
                              const char *const *skip, const char *event_id, hr_claim **out,
                              size_t *n)
 {
-    return claim(s, now, lease_ms, max, skip, event_id, NULL, out, n);
+    return claim(s, now, lease_ms, max, skip, event_id, out, n);
 }
 
-herald_status hr_store_claim_channel(hr_store *s, const char *channel, long long now,
-                                     long long lease_ms, size_t max, hr_claim **out, size_t *n)
+herald_status hr_store_claim_channel_events(hr_store *s, const char *channel, long long now,
+                                            long long lease_ms, size_t max, hr_claim **out,
+                                            herald_event ***evs, size_t *n)
 {
-    return claim(s, now, lease_ms, max, NULL, NULL, channel, out, n);
+    *out = NULL;
+    *evs = NULL;
+    *n = 0;
+    if (max == 0)
+        return HERALD_OK;
+    herald_status st = write_begin(s, "start claiming deliveries");
+    if (st != HERALD_OK)
+        return st;
+    claim_sort *c = NULL;
+    herald_event **e = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *q = prep(s, Q_CLAIM_SCAN, "claim deliveries");
+    if (!q)
+        st = HERALD_E_IO;
+    if (q) {
+        bind_text(s, q, 1, channel);
+        bind_int(s, q, 2, now);
+        bind_int(s, q, 3, max > (size_t)INT64_MAX ? INT64_MAX : (long long)max);
+        int rc;
+        while ((rc = step(s, q)) == SQLITE_ROW) {
+            if (len == cap) {
+                cap = cap ? cap * 2 : (max < 64 ? max : 64);
+                c = hr_realloc(c, cap * sizeof *c);
+            }
+            hr_claim *x = &c[len].c;
+            memset(&c[len], 0, sizeof c[len]);
+            x->id = sqlite3_column_int64(q, 0);
+            col_id(q, 1, x->event_id);
+            x->channel = col_dup(q, 2);
+            x->recipient = col_dup(q, 3);
+            x->address = col_dup(q, 4);
+            x->attempts = sqlite3_column_int(q, 5);
+            x->created_ms = sqlite3_column_int64(q, 6);
+            c[len].next_at = sqlite3_column_int64(q, 7);
+            /* A delivery whose event is gone is claimed all the same: the
+             * dispatcher records that (e[len] NULL) rather than skip it. */
+            c[len].ev = sqlite3_column_type(q, 8) == SQLITE_NULL ? NULL : row_event(s, q, 8);
+            len++;
+        }
+        if (rc != SQLITE_DONE)
+            st = db_fail(s, "claim deliveries");
+        done(q);
+    }
+    /* Marked once the scan is over: rows are not changed under a running read. */
+    sqlite3_stmt *m = st == HERALD_OK && len ? prep(s, Q_CLAIM_MARK, "claim deliveries") : NULL;
+    if (st == HERALD_OK && len && !m)
+        st = HERALD_E_IO;
+    for (size_t i = 0; m && st == HERALD_OK && i < len; i++) {
+        bind_int(s, m, 1, c[i].c.id);
+        bind_int(s, m, 2, now + lease_ms);
+        bind_int(s, m, 3, now);
+        bind_text(s, m, 4, s->owner);
+        if (step(s, m) != SQLITE_DONE)
+            st = db_fail(s, "claim deliveries");
+        done(m);
+    }
+    st = write_end(s, st, "commit the claims");
+    if (st != HERALD_OK) { /* rolled back: nothing was claimed */
+        for (size_t i = 0; i < len; i++) {
+            free(c[i].c.channel);
+            free(c[i].c.recipient);
+            free(c[i].c.address);
+            hr_event_free(c[i].ev);
+        }
+        free(c);
+        return st;
+    }
+    if (len == 0) {
+        free(c);
+        return HERALD_OK;
+    }
+    /* Chosen by when they are due (expired leases count from their lease),
+     * handed out by when they were meant to go, as claim() does. */
+    qsort(c, len, sizeof *c, claim_cmp);
+    hr_claim *v = hr_malloc(len * sizeof *v);
+    e = hr_malloc(len * sizeof *e);
+    for (size_t i = 0; i < len; i++) {
+        v[i] = c[i].c;
+        e[i] = c[i].ev;
+    }
+    free(c);
+    *out = v;
+    *evs = e;
+    *n = len;
+    return HERALD_OK;
 }
 
 herald_status hr_store_claim_delivery(hr_store *s, long long id, long long now,

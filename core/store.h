@@ -179,9 +179,14 @@ herald_status hr_store_claim(hr_store *s, long long now, long long lease_ms, siz
                              size_t *n);
 void hr_claims_free(hr_claim *c, size_t n);
 
-/* The same for one channel's deliveries only (index deliveries_channel_due). */
-herald_status hr_store_claim_channel(hr_store *s, const char *channel, long long now,
-                                     long long lease_ms, size_t max, hr_claim **out, size_t *n);
+/* The same for one channel's deliveries only (index deliveries_channel_due),
+ * with each claimed delivery's event read in the same pass: (*evs)[i] is
+ * (*out)[i]'s (NULL when it is missing), each to be freed with
+ * hr_event_free(), the array with free(). The caller holds the write lock
+ * (a batch) or none. */
+herald_status hr_store_claim_channel_events(hr_store *s, const char *channel, long long now,
+                                            long long lease_ms, size_t max, hr_claim **out,
+                                            herald_event ***evs, size_t *n);
 
 /* Every claim records its process. Put back to pending the deliveries
  * claimed by processes of this machine that no longer run (a daemon killed

@@ -592,15 +592,25 @@ static void test_claims(hr_store *s)
 static char *channel_claim_text(hr_store *s, const char *channel, long long now, size_t max)
 {
     hr_claim *c = NULL;
+    herald_event **evs = NULL;
     size_t n = 0;
-    if (hr_store_claim_channel(s, channel, now, LEASE, max, &c, &n) != HERALD_OK) {
+    if (hr_store_claim_channel_events(s, channel, now, LEASE, max, &c, &evs, &n) != HERALD_OK) {
         printf("# claim failed: %s\n", hr_store_error(s));
         return hr_strdup("error");
     }
     char *t = claim_ids(c, n);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (strcmp(c[i].channel, channel) != 0)
             printf("# claimed a row of channel %s\n", c[i].channel);
+        /* Each claim brings its own event along. */
+        if (!evs[i] || strcmp(evs[i]->id, c[i].event_id) != 0 || !evs[i]->type ||
+            evs[i]->created_ms != c[i].created_ms) {
+            free(t);
+            t = hr_asprintf("claim %lld came with the wrong event", c[i].id);
+        }
+        hr_event_free(evs[i]);
+    }
+    free(evs);
     hr_claims_free(c, n);
     return t;
 }
@@ -1293,7 +1303,7 @@ static void test_concurrency(const char *path)
 }
 
 /* The claim must walk the partial due index, never scan or sort the table.
- * The SQL mirrors Q_CLAIM and Q_CLAIM_EVENT in core/store.c. */
+ * The SQL mirrors Q_CLAIM, Q_CLAIM_SCAN and Q_CLAIM_EVENT in core/store.c. */
 static void test_plan(const char *path)
 {
     static const char *const plans[][2] = {
@@ -1303,10 +1313,12 @@ static void test_plan(const char *path)
          "AND channel NOT IN (SELECT value FROM json_each(?4)) ORDER BY due_at LIMIT ?3) "
          "RETURNING id",
          "SCAN deliveries USING INDEX deliveries_channel_due"},
-        {"EXPLAIN QUERY PLAN UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, "
-         "updated_ms = ?1 WHERE id IN (SELECT id FROM deliveries "
-         "WHERE channel = ?6 AND state IN (0, 1, 5) AND due_at <= ?1 "
-         "ORDER BY due_at LIMIT ?3) RETURNING id",
+        {"EXPLAIN QUERY PLAN SELECT d.id, d.event_id, d.channel, d.recipient, d.address, "
+         "d.attempts, d.created_ms, d.next_at, e.id, e.type, e.severity, e.title, e.body, "
+         "e.source, e.user, e.idempotency_key, e.data, e.fields, e.created_ms, e.tenant "
+         "FROM deliveries d LEFT JOIN events e ON e.id = d.event_id "
+         "WHERE d.channel = ?1 AND d.state IN (0, 1, 5) AND d.due_at <= ?2 "
+         "ORDER BY d.due_at LIMIT ?3",
          "USING INDEX deliveries_channel_due (channel=? AND due_at<?)"},
         {"EXPLAIN QUERY PLAN SELECT channel FROM deliveries WHERE state IN (0, 1, 5) "
          "AND channel > ?1 ORDER BY channel LIMIT 1",
