@@ -146,6 +146,9 @@ typedef struct hr_xfer {
     hr_engine_cb cb;
     void *arg;
     struct hr_xfer *next, *prev; /* in the engine's running list, or next in its idle pool */
+    struct host_slot *host;      /* the engine's admission to the destination */
+    struct hr_xfer *wait_next;   /* waiting for a connection to that destination */
+    int waiting;
     /* The outbound policy, judged on each address libcurl is about to connect
      * to and on the address of a reused connection. */
     const hr_policy *policy;
@@ -359,15 +362,61 @@ void hr_transport_run(const herald_exchange *ex, herald_response *r)
 
 #define ENGINE_MAX_HOST_CONNECTIONS 64
 #define ENGINE_EVENTS 256
+#define HOST_BUCKETS 256
+
+/*
+ * Transfers to one destination (scheme, host and port) beyond its connection
+ * limit wait here, not in libcurl: libcurl's own queue of pending transfers
+ * is walked on every curl_multi_remove_handle(), so with thousands waiting
+ * (100 webhook subscriptions on one host) removing a finished transfer cost
+ * more than running it. Here a finished transfer admits the next in O(1),
+ * and a waiting one's timeout only starts when it is admitted.
+ */
+typedef struct host_slot {
+    char *key;
+    uint32_t hash;
+    unsigned running;
+    hr_xfer *wait_head, *wait_tail;
+    struct host_slot *next;
+} host_slot;
 
 struct hr_engine {
     CURLM *multi;
     int epfd, wakefd;
     long long timer_at; /* when libcurl wants its timeout action; -1: never */
-    hr_xfer *running;
-    hr_xfer *idle; /* finished transfers whose easy handles are kept for reuse */
+    hr_xfer *running;   /* admitted or waiting for admission */
+    hr_xfer *idle;      /* finished transfers whose easy handles are kept for reuse */
     size_t active;
+    host_slot *hosts[HOST_BUCKETS];
 };
+
+/* "scheme://authority" of url: what libcurl limits connections by. */
+static size_t host_key_len(const char *url)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return url ? strlen(url) : 0;
+    p += 3;
+    return (size_t)(p - url) + strcspn(p, "/?#");
+}
+
+static host_slot *host_get(hr_engine *e, const char *url)
+{
+    size_t len = host_key_len(url);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)url[i]) * 16777619u;
+    host_slot **b = &e->hosts[h % HOST_BUCKETS];
+    for (host_slot *hs = *b; hs; hs = hs->next)
+        if (strlen(hs->key) == len && !memcmp(hs->key, url, len))
+            return hs;
+    host_slot *hs = hr_calloc(1, sizeof *hs);
+    hs->key = hr_strndup(url ? url : "", len);
+    hs->hash = h;
+    hs->next = *b;
+    *b = hs;
+    return hs;
+}
 
 static void running_remove(hr_engine *e, hr_xfer *x)
 {
@@ -443,13 +492,20 @@ void hr_engine_free(hr_engine *e)
     /* Abandon transfers still running: their callbacks never run. */
     for (hr_xfer *x = e->running, *next; x; x = next) {
         next = x->next;
-        curl_multi_remove_handle(e->multi, x->easy);
+        if (!x->waiting)
+            curl_multi_remove_handle(e->multi, x->easy);
         xfer_free(x);
     }
     for (hr_xfer *x = e->idle, *next; x; x = next) {
         next = x->next;
         xfer_free(x);
     }
+    for (size_t i = 0; i < HOST_BUCKETS; i++)
+        for (host_slot *hs = e->hosts[i], *next; hs; hs = next) {
+            next = hs->next;
+            free(hs->key);
+            free(hs);
+        }
     curl_multi_cleanup(e->multi);
     close(e->epfd);
     close(e->wakefd);
@@ -473,7 +529,26 @@ herald_status hr_engine_submit(hr_engine *e, const herald_exchange *ex, herald_r
     x->cb = cb;
     x->arg = arg;
     x->next = x->prev = NULL;
-    if (xfer_setup(x, ex, r) != 0 || curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
+    x->host = NULL;
+    x->waiting = 0;
+    int ok = xfer_setup(x, ex, r) == 0;
+    if (ok) {
+        x->host = host_get(e, ex->url);
+        if (x->host->running >= ENGINE_MAX_HOST_CONNECTIONS) {
+            x->waiting = 1;
+            x->wait_next = NULL;
+            if (x->host->wait_tail)
+                x->host->wait_tail->wait_next = x;
+            else
+                x->host->wait_head = x;
+            x->host->wait_tail = x;
+        } else if (curl_multi_add_handle(e->multi, x->easy) == CURLM_OK) {
+            x->host->running++;
+        } else {
+            ok = 0;
+        }
+    }
+    if (!ok) {
         if (r->transport == HERALD_OK) {
             r->transport = HERALD_E_INTERNAL;
             snprintf(r->error, sizeof r->error, "cannot start the transfer");
@@ -503,6 +578,46 @@ void hr_engine_wakeup(hr_engine *e)
         ;
 }
 
+/* Finish x (its response filled) and hand it to its callback. */
+static void engine_done(hr_engine *e, hr_xfer *x, CURLcode rc)
+{
+    running_remove(e, x);
+    xfer_finish(x, rc);
+    e->active--;
+    x->next = e->idle;
+    e->idle = x;
+    x->cb(x->arg); /* may submit again; x is already back in the pool */
+}
+
+/* A transfer to hs ended: admit the next one waiting for it. */
+static void host_release(hr_engine *e, host_slot *hs)
+{
+    hs->running--;
+    while (hs->wait_head && hs->running < ENGINE_MAX_HOST_CONNECTIONS) {
+        hr_xfer *w = hs->wait_head;
+        if (!(hs->wait_head = w->wait_next))
+            hs->wait_tail = NULL;
+        w->waiting = 0;
+        w->t0 = hr_now_ms();
+        if (curl_multi_add_handle(e->multi, w->easy) == CURLM_OK) {
+            hs->running++;
+        } else {
+            snprintf(w->errbuf, sizeof w->errbuf, "cannot start the transfer");
+            engine_done(e, w, CURLE_OUT_OF_MEMORY);
+        }
+    }
+    if (hs->running || hs->wait_head)
+        return;
+    /* Nothing references it any more: forget the destination. */
+    for (host_slot **pp = &e->hosts[hs->hash % HOST_BUCKETS]; *pp; pp = &(*pp)->next)
+        if (*pp == hs) {
+            *pp = hs->next;
+            free(hs->key);
+            free(hs);
+            return;
+        }
+}
+
 static void engine_collect(hr_engine *e)
 {
     CURLMsg *msg;
@@ -514,12 +629,9 @@ static void engine_collect(hr_engine *e)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         CURLcode rc = msg->data.result;
         curl_multi_remove_handle(e->multi, x->easy);
-        running_remove(e, x);
-        xfer_finish(x, rc);
-        e->active--;
-        x->next = e->idle;
-        e->idle = x;
-        x->cb(x->arg); /* may submit again; x is already back in the pool */
+        host_slot *hs = x->host;
+        engine_done(e, x, rc);
+        host_release(e, hs);
     }
 }
 

@@ -1173,6 +1173,41 @@ def max_concurrent_caps_transfers():
 
 
 @scenario
+def many_channels_one_host():
+    """4 channels of max_concurrent 50 on one receiver taking 0.6 s: 200 transfers at once
+    exceed the 64 connections allowed per destination. The rest wait in herald, and their
+    2 s timeout only starts when they get a connection, so none times out or is retried."""
+    with tempfile.TemporaryDirectory() as tmp, receiver("200;delay=0.6") as r:
+        names = ["n%d" % i for i in range(4)]
+        cfg = write_config(tmp, [hook(n, r.url + "/" + n, max_concurrent=50, timeout=2)
+                                 for n in names])
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "one host"):
+                return
+            with Client(dm.sock) as c:
+                reps = pipeline(c, [submit_req("host %d" % i, to=[names[i % 4]])
+                                    for i in range(200)])
+            is_(len([x for x in reps if x.get("ok")]), 200, "200 submits acked")
+            wait_until(lambda: len(r.requests()) >= 200, 15)
+            time.sleep(0.3)
+            ts = sorted(q["t"] for q in r.requests())
+            is_((len(ts), len(set(ids_of(r)))), (200, 200),
+                "the receiver got each of the 200 once", lambda: reqs_diag(r))
+            most = max(sum(1 for u in ts if t - 0.55 < u <= t) for t in ts) if ts else 0
+            ok(0 < most <= 64, "at most 64 requests open at once to one destination",
+               lambda: "%d arrived within 0.55 s" % most)
+            wait_until(lambda: len([x for x in log_rows(tmp, cfg)[1]
+                                    if x.get("state") == "sent"]) >= 200, 5)
+            lres, rows = log_rows(tmp, cfg)
+            is_(sorted(set((x.get("state"), x.get("attempts")) for x in rows)), [("sent", 1)],
+                "every delivery sent at its first attempt: no transfer timed out waiting",
+                lres.describe)
+        finally:
+            dm.stop()
+
+
+@scenario
 def max_rate_limits_a_channel():
     """max_rate = 5: a burst of 15 is spread over about two seconds, nothing lost."""
     with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
