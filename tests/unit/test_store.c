@@ -216,7 +216,7 @@ static void test_open(void)
     char *wal = hr_asprintf("%s-wal", path);
     ok(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600, "WAL file is 0600 too");
     free(wal);
-    is_int(q_int(path, "PRAGMA user_version"), 9, "schema version 9");
+    is_int(q_int(path, "PRAGMA user_version"), 10, "schema version 10");
     char *mode = q_text(path, "PRAGMA journal_mode");
     is_str(mode, "wal", "WAL journal mode");
     free(mode);
@@ -228,7 +228,7 @@ static void test_open(void)
     char *idx = q_text(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql "
                              "IS NOT NULL ORDER BY name");
     is_str(idx, "attempts_delivery\nattempts_started\ndeliveries_channel_due\ndeliveries_event\n"
-           "deliveries_finished\ndeliveries_leased\nevents_idempotency\nhook_receipts_new",
+           "deliveries_leased\nevents_idempotency\nhook_receipts_new",
            "indexes created");
     free(idx);
     long long id = submit_one(s, "a.b", "c", T0, T0, HR_D_PENDING, NULL);
@@ -259,7 +259,7 @@ static void test_open(void)
         long long queued = submit_one(s, "a.b", "old", T0, T0, HR_D_PENDING, NULL);
         hr_store_close(s);
         is_int(q_exec(path, "DROP INDEX deliveries_channel_due; DROP INDEX deliveries_leased; "
-                            "DROP INDEX attempts_started; DROP INDEX deliveries_finished; "
+                            "DROP INDEX attempts_started; "
                             "ALTER TABLE deliveries DROP COLUMN lease_owner; "
                             "CREATE INDEX deliveries_due ON deliveries(due_at) "
                             "WHERE state IN (0, 1, 5); ALTER TABLE events DROP COLUMN route_trail; "
@@ -274,7 +274,7 @@ static void test_open(void)
             free(path);
             return;
         }
-        is_int(q_int(path, "PRAGMA user_version"), 9, "migrated to version 9");
+        is_int(q_int(path, "PRAGMA user_version"), 10, "migrated to version 10");
         char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                                 "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
                                 "ORDER BY name)");
@@ -291,7 +291,7 @@ static void test_open(void)
 
     /* A newer schema is refused, untouched. */
     path = db_path("future.db");
-    is_int(q_exec(path, "PRAGMA user_version = 10"), SQLITE_OK, "write a future version");
+    is_int(q_exec(path, "PRAGMA user_version = 11"), SQLITE_OK, "write a future version");
     s = (hr_store *)1;
     err[0] = '\0';
     st = hr_store_open(path, &s, err, sizeof err);
@@ -300,10 +300,10 @@ static void test_open(void)
     if (st == HERALD_OK)
         hr_store_close(s);
     like(err, path, "refusal names the file");
-    like(err, "version 10 is newer than this herald supports (9)", "refusal names both versions");
+    like(err, "version 11 is newer than this herald supports (10)", "refusal names both versions");
     like(err, "upgrade herald", "refusal names the remedy");
     ok(!strchr(err, '\n'), "refusal is one line");
-    is_int(q_int(path, "PRAGMA user_version"), 10, "refused database left alone");
+    is_int(q_int(path, "PRAGMA user_version"), 11, "refused database left alone");
     char *mode2 = q_text(path, "PRAGMA journal_mode");
     is_str(mode2, "delete", "refused database not switched to WAL");
     free(mode2);
@@ -1069,11 +1069,25 @@ static void test_stats(const char *path)
     is_int(n, 0, "nothing since later");
     hr_stats_rows_free(r, n);
 
-    /* Attempts count by start time; deliveries by when they were finished. */
+    /* Attempts count by start time, deliveries by their last attempt's. */
     is_int(hr_store_stats(s, T0 + 1, &r, &n), HERALD_OK, "stats since after the attempts");
-    ok(n == 2 && r[0].sent == 100 && r[0].attempts == 0 && r[0].p95_latency_ms == 0.0 &&
-           r[0].mean_latency_ms == 0.0,
-       "since filters attempts by start");
+    is_int(n, 0, "since filters attempts and finished deliveries by start");
+    hr_stats_rows_free(r, n);
+    /* perf[102] is retried and sent later: counted once, as sent, by that attempt. */
+    is_int(hr_store_begin(s), HERALD_OK, "begin");
+    hr_attempt later = {.delivery_id = perf[102], .started_ms = T0 + 10, .duration_ms = 3,
+                        .verdict = HERALD_VERDICT_OK, .status = HERALD_OK, .code = 200,
+                        .detail = "ok"};
+    is_int(hr_store_finish(s, &later, HR_D_SENT, 0), HERALD_OK, "the retry succeeds");
+    is_int(hr_store_commit(s), HERALD_OK, "commit");
+    is_int(hr_store_stats(s, T0 + 5, &r, &n), HERALD_OK, "stats since between the attempts");
+    ok(n == 1 && !strcmp(r[0].channel, "perf") && r[0].sent == 1 && r[0].failed == 0 &&
+           r[0].dead == 0 && r[0].attempts == 1 && r[0].mean_latency_ms == 3.0,
+       "a delivery counts once, by its last attempt; only that attempt counts");
+    hr_stats_rows_free(r, n);
+    is_int(hr_store_stats(s, 0, &r, &n), HERALD_OK, "stats since the start");
+    ok(n == 2 && r[0].sent == 101 && r[0].attempts == 104,
+       "the retried delivery is one more sent, its two attempts both count");
     hr_stats_rows_free(r, n);
     hr_store_close(s);
 
@@ -1331,9 +1345,11 @@ static void test_plan(const char *path)
          "USING INDEX deliveries_event (event_id=?)"},
         /* GET /v1/stats: a tenant's finished deliveries and attempts since a time. */
         {"EXPLAIN QUERY PLAN SELECT e.type, d.channel, coalesce(e.source, ''), d.state "
-         "FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.tenant = ?1 "
-         "AND d.state IN (2, 3, 4) AND d.updated_ms >= ?2",
-         "USING INDEX deliveries_finished (updated_ms>?)"},
+         "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+         "JOIN events e ON e.id = d.event_id WHERE e.tenant = ?1 AND a.started_ms >= ?2 "
+         "AND d.state IN (2, 3, 4) "
+         "AND a.id = (SELECT max(x.id) FROM attempts x WHERE x.delivery_id = d.id)",
+         "USING INDEX attempts_started (started_ms>?)"},
         {"EXPLAIN QUERY PLAN SELECT e.type, d.channel, coalesce(e.source, ''), a.duration_ms "
          "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
          "JOIN events e ON e.id = d.event_id WHERE e.tenant = ?1 AND a.started_ms >= ?2",
@@ -1362,7 +1378,7 @@ static void test_plan(const char *path)
                                            "channel claim uses the channel index",
                                            "listing queued channels seeks the channel index",
                                            "event claim uses the event index",
-                                           "statistics seek finished deliveries by time",
+                                           "statistics find finished deliveries by their attempts' time",
                                            "statistics seek attempts by start time"};
         like(b.data, plans[i][1], what[i]);
         if (i >= 4) {
@@ -1465,7 +1481,7 @@ static void test_users(const char *path)
         printf("# %s\n", err);
         return;
     }
-    is_int(q_int(path, "PRAGMA user_version"), 9, "migrated to version 9");
+    is_int(q_int(path, "PRAGMA user_version"), 10, "migrated to version 10");
     t = dir_text(s, NULL);
     is_str(t, "user:carol:::\npref:carol:rule:a.*\x1f*:on\npref:carol:rule:b.*\x1f*:off\n"
               "group:ops:carol::\n",
