@@ -74,6 +74,7 @@ struct hr_api {
     size_t max_body;
     int rate;
     int metrics_public;
+    int resumed; /* connections resumed since the last hr_api_run() */
     hr_token_row *tokens;
     size_t ntokens;
     long long tokens_version, tokens_checked_ms;
@@ -1773,6 +1774,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void resume_with(req *r)
 {
     r->suspended = 0;
+    r->api->resumed = 1;
     MHD_resume_connection(r->conn);
 }
 
@@ -1970,6 +1972,11 @@ int hr_api_fd(const hr_api *api)
 long long hr_api_timeout(hr_api *api)
 {
     MHD_UNSIGNED_LONG_LONG t;
+    /* Resumed connections are only picked up by MHD_run(): libmicrohttpd's
+     * epoll descriptor does not turn readable for them, so without this the
+     * answers waited for the next wakeup (200 ms when nothing else came). */
+    if (api->resumed)
+        return 0;
     if (api->waiting)
         return 50;
     return MHD_get_timeout(api->mhd, &t) == MHD_YES ? (long long)t : -1;
@@ -1977,5 +1984,6 @@ long long hr_api_timeout(hr_api *api)
 
 void hr_api_run(hr_api *api)
 {
+    api->resumed = 0;
     MHD_run(api->mhd);
 }

@@ -897,6 +897,34 @@ def users_tenants():
             dm.stop()
 
 
+def answers_when_idle():
+    """With nothing else for heraldd to do (its only channel disabled, so no delivery wakes
+    it), a 202 still comes as soon as the event is committed, not at the next idle wakeup
+    (200 ms: a resumed connection used to wait for it)."""
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        cfg, api = setup(tmp, r)
+        t = token(tmp, cfg, "idle", "submit")
+        run(tmp, ["-c", cfg, "channel", "disable", "ops"])
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "idle daemon"):
+                return
+            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
+            times, codes = [], []
+            for i in range(7):
+                t0 = time.monotonic()
+                codes.append(api.call("POST", "/v1/events", token=t,
+                                      body={"type": "idle.test", "title": "idle %d" % i})[0])
+                times.append(time.monotonic() - t0)
+                time.sleep(0.25)  # idle again: the daemon's 200 ms poll runs out meanwhile
+            is_(codes, [202] * 7, "7 events accepted by an idle daemon")
+            times.sort()
+            ok(times[3] < 0.1, "the 202 comes at once, not at the next idle wakeup (median "
+               "%.0f ms)" % (1000 * times[3]), lambda: str(times))
+        finally:
+            dm.stop()
+
+
 def refuse_public_plaintext():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write_config(tmp, [])
@@ -911,7 +939,7 @@ def refuse_public_plaintext():
 def main():
     run_scenarios((main_flow, webhooks_api, stats_and_channels, users_api, users_api_routing,
                    users_tenants, metrics_counters, rate_limit_and_openapi,
-                   refuse_public_plaintext))
+                   answers_when_idle, refuse_public_plaintext))
     done_testing()
 
 
