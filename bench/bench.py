@@ -381,23 +381,38 @@ class Bench:
                   if ln.strip().startswith("Non-2xx or 3xx responses:"))
         return reqs, rate, bad
 
-    def http_once(self, i, paused=False):
-        """wrk POSTs events to heraldd's HTTP API (keep-alive, 128 connections, a submit
-        token), each to the webhook channel; None when this herald has no HTTP API. paused:
-        the channel is disabled first, so the figure is durable acceptance alone (every
-        event stored with its delivery pending) rather than acceptance while delivering."""
+    def http_setup(self, name):
+        """A queue with the webhook channel to nginx and an HTTP API on a free loopback port:
+        (dir, conf, port, submit token), or the token's error as a string."""
         port = free_port()
-        d, conf = self.config("http%s%d" % ("p" if paused else "", i),
-                              [("hook", self.ngx.url + "/hook",
-                                              {"max_concurrent": 128})],
+        d, conf = self.config(name, [("hook", self.ngx.url + "/hook", {"max_concurrent": 128})],
                               'http = { listen = "127.0.0.1:%d"; rate_limit = 1000000; };'
                               % port)
         r = subprocess.run([self.herald, "-c", conf, "token", "create", "--name", "bench",
                             "--scope", "submit"], env=self.env, capture_output=True, text=True,
                            stdin=subprocess.DEVNULL, timeout=60)
         if r.returncode != 0 or not r.stdout.strip():
+            return r.stderr.strip() or "no token printed"
+        return d, conf, port, r.stdout.split()[0]
+
+    def http_daemon(self, d, conf, port):
+        """heraldd on conf, once its HTTP port answers."""
+        p, _ = self.daemon(d, conf)
+        if not wait_for(lambda: self.port_up(port), 10):
+            self.stop(p)
+            raise SystemExit("bench: heraldd does not listen on its HTTP port: %s" %
+                             (d / "heraldd.log").read_text())
+        return p
+
+    def http_once(self, i, paused=False):
+        """wrk POSTs events to heraldd's HTTP API (keep-alive, 128 connections, a submit
+        token), each to the webhook channel; None when this herald has no HTTP API. paused:
+        the channel is disabled first, so the figure is durable acceptance alone (every
+        event stored with its delivery pending) rather than acceptance while delivering."""
+        setup = self.http_setup("http%s%d" % ("p" if paused else "", i))
+        if isinstance(setup, str):
             return None
-        token = r.stdout.split()[0]
+        d, conf, port, token = setup
         if paused:
             self.cli(conf, "channel", "disable", "hook")
         lua = Path(self.tmp) / ("http%d.lua" % i)
@@ -407,11 +422,8 @@ class Bench:
                                                   "body": "a benchmark notification",
                                                   "fields": {"seq": "1"}},
                                                  separators=(",", ":"))), token))
-        p, sock = self.daemon(d, conf)
+        p = self.http_daemon(d, conf, port)
         try:
-            if not wait_for(lambda: self.port_up(port), 10):
-                raise SystemExit("bench: heraldd does not listen on its HTTP port: %s" %
-                                 (d / "heraldd.log").read_text())
             self.ngx.reset()
             t0 = time.perf_counter()
             reqs, rate, bad = self.run_wrk(lua, "http://127.0.0.1:%d/v1/events" % port)
@@ -650,24 +662,14 @@ class Bench:
         of keep-alive connections) and times each 202; every 202 must become a delivery."""
         per_rate = {}
         for i in range(self.a.reps):
-            port = free_port()
-            d, conf = self.config("httplat%d" % i, [("hook", self.ngx.url + "/hook",
-                                                     {"max_concurrent": 128})],
-                                  'http = { listen = "127.0.0.1:%d"; rate_limit = 1000000; };'
-                                  % port)
-            r = subprocess.run([self.herald, "-c", conf, "token", "create", "--name", "bench",
-                                "--scope", "submit"], env=self.env, capture_output=True,
-                               text=True, stdin=subprocess.DEVNULL, timeout=60)
-            if r.returncode != 0 or not r.stdout.strip():
+            setup = self.http_setup("httplat%d" % i)
+            if isinstance(setup, str):
                 self.notes.append("HTTP API latency not measured: `herald token create` "
-                                  "failed: %s" % r.stderr.strip())
+                                  "failed: %s" % setup)
                 return
-            token = r.stdout.split()[0]
-            p, sock = self.daemon(d, conf)
+            d, conf, port, token = setup
+            p = self.http_daemon(d, conf, port)
             try:
-                if not wait_for(lambda: self.port_up(port), 10):
-                    raise SystemExit("bench: heraldd does not listen on its HTTP port: %s" %
-                                     (d / "heraldd.log").read_text())
                 self.ngx.reset()
                 hl = subprocess.run([self.httplat, "127.0.0.1", str(port), token,
                                      str(self.a.latency_seconds)] +

@@ -108,7 +108,7 @@ struct hr_dispatcher {
     int wake_fd;
     pthread_t io_thread;
     int io_running;
-    djob *eng_next; /* the engine thread's: queued jobs whose slot came free */
+    djob *eng_next, *eng_last; /* the engine thread's: queued jobs whose slot came free */
     pthread_t workers[BLOCKING_WORKERS];
     size_t nworkers;
     struct pollfd *pfds;
@@ -369,11 +369,15 @@ static void engine_job_done(hr_job *j)
     hr_dispatcher *d = dj->d;
     rt->eng_running--;
     djob *next = rt->eng_head;
-    if (next) {
+    if (next) { /* moved, in order, to the jobs started after this round */
         if (!(rt->eng_head = next->next))
             rt->eng_tail = NULL;
-        next->next = d->eng_next;
-        d->eng_next = next;
+        next->next = NULL;
+        if (d->eng_last)
+            d->eng_last->next = next;
+        else
+            d->eng_next = next;
+        d->eng_last = next;
     }
     job_done(j);
 }
@@ -396,10 +400,12 @@ static void *engine_thread(void *arg)
             list = next;
         }
         /* hr_dispatcher_free and new jobs wake it early. */
-        hr_engine_run(d->engine, d->eng_next ? 0 : 1000);
-        while (d->eng_next) {
-            djob *dj = d->eng_next;
-            d->eng_next = dj->next;
+        hr_engine_run(d->engine, 1000);
+        djob *freed = d->eng_next;
+        d->eng_next = d->eng_last = NULL;
+        while (freed) {
+            djob *dj = freed;
+            freed = dj->next;
             dj->next = NULL;
             engine_start(d, dj);
         }

@@ -1307,17 +1307,23 @@ static void get_users(hr_api *api, req *r, const auth *a, char **seg)
     answer_json(r, 200, json_pack("{s:o}", "users", arr));
 }
 
-static void get_user(hr_api *api, req *r, const auth *a, char **seg)
+/* GET a user of the token's tenant: with groups (the user) or without. */
+static void show_user(hr_api *api, req *r, const auth *a, const char *name, int with_groups)
 {
     hr_directory *d = directory_now(api, r, a->tok->tenant);
     if (!d)
         return;
-    hr_user *u = hr_directory_user(d, seg[3]);
+    hr_user *u = hr_directory_user(d, name);
     if (u)
-        answer_json(r, 200, user_out(d, u));
+        answer_json(r, 200, with_groups ? user_out(d, u) : hr_user_json(u));
     else
-        answer_error(r, 404, "not_found", "no user %s", seg[3]);
+        answer_error(r, 404, "not_found", "no user %s", name);
     hr_directory_free(d);
+}
+
+static void get_user(hr_api *api, req *r, const auth *a, char **seg)
+{
+    show_user(api, r, a, seg[3], 1);
 }
 
 static void put_user(hr_api *api, req *r, const auth *a, char **seg)
@@ -1399,15 +1405,7 @@ out:
 
 static void get_prefs(hr_api *api, req *r, const auth *a, char **seg)
 {
-    hr_directory *d = directory_now(api, r, a->tok->tenant);
-    if (!d)
-        return;
-    hr_user *u = hr_directory_user(d, seg[3]);
-    if (u)
-        answer_json(r, 200, hr_user_json(u));
-    else
-        answer_error(r, 404, "not_found", "no user %s", seg[3]);
-    hr_directory_free(d);
+    show_user(api, r, a, seg[3], 0);
 }
 
 /* The preference changes of a PUT or PATCH body, checked; 0 (answered 422) when one is bad. */

@@ -251,23 +251,36 @@ static void series_start(hr_buf *b, const char *name, const char *label, const c
     hr_buf_adds(b, "\"");
 }
 
+/* A channel's histogram: name_bucket per le, then name_sum and name_count. */
 static void histo_render(hr_buf *b, const char *name, const char *channel, const histo *h,
                          const char *const *le, size_t nle)
 {
+    char series[128];
     unsigned long long cum = 0;
+    snprintf(series, sizeof series, "%s_bucket", name);
     for (size_t i = 0; i <= nle; i++) {
         cum += h->bucket[i];
-        series_start(b, name, "channel", channel);
+        series_start(b, series, "channel", channel);
         hr_buf_addf(b, ",le=\"%s\"} %llu\n", i < nle ? le[i] : "+Inf", cum);
     }
-    /* name ends in _bucket: the sum and count use its base */
-    size_t base = strlen(name) - strlen("_bucket");
-    hr_buf_addf(b, "%.*s_sum{channel=\"", (int)base, name);
-    hr_metrics_label(b, channel);
-    hr_buf_addf(b, "\"} %lld.%03lld\n", h->sum_ms / 1000, h->sum_ms % 1000);
-    hr_buf_addf(b, "%.*s_count{channel=\"", (int)base, name);
-    hr_metrics_label(b, channel);
-    hr_buf_addf(b, "\"} %llu\n", h->count);
+    snprintf(series, sizeof series, "%s_sum", name);
+    series_start(b, series, "channel", channel);
+    hr_buf_addf(b, "} %lld.%03lld\n", h->sum_ms / 1000, h->sum_ms % 1000);
+    snprintf(series, sizeof series, "%s_count", name);
+    series_start(b, series, "channel", channel);
+    hr_buf_addf(b, "} %llu\n", h->count);
+}
+
+/* The tenant-and-source series of one events counter. */
+static void events_render(hr_buf *b, const char *name, void **ev, size_t n, int duplicates)
+{
+    for (size_t i = 0; i < n; i++) {
+        events_m *e = ev[i];
+        series_start(b, name, "tenant", e->tenant);
+        hr_buf_adds(b, ",source=\"");
+        hr_metrics_label(b, e->source);
+        hr_buf_addf(b, "\"} %llu\n", duplicates ? e->duplicates : e->accepted);
+    }
 }
 
 void hr_metrics_render(hr_metrics *m, hr_buf *b)
@@ -283,23 +296,11 @@ void hr_metrics_render(hr_metrics *m, hr_buf *b)
     hr_buf_adds(b, "# HELP herald_events_accepted_total Events stored, by tenant and by where "
                    "they were submitted (socket, http, hook).\n"
                    "# TYPE herald_events_accepted_total counter\n");
-    for (size_t i = 0; i < m->events.n; i++) {
-        events_m *e = ev[i];
-        series_start(b, "herald_events_accepted_total", "tenant", e->tenant);
-        hr_buf_adds(b, ",source=\"");
-        hr_metrics_label(b, e->source);
-        hr_buf_addf(b, "\"} %llu\n", e->accepted);
-    }
+    events_render(b, "herald_events_accepted_total", ev, m->events.n, 0);
     hr_buf_adds(b, "# HELP herald_events_duplicate_total Submissions acknowledged as duplicates "
                    "of an event stored before (same idempotency key), not stored again.\n"
                    "# TYPE herald_events_duplicate_total counter\n");
-    for (size_t i = 0; i < m->events.n; i++) {
-        events_m *e = ev[i];
-        series_start(b, "herald_events_duplicate_total", "tenant", e->tenant);
-        hr_buf_adds(b, ",source=\"");
-        hr_metrics_label(b, e->source);
-        hr_buf_addf(b, "\"} %llu\n", e->duplicates);
-    }
+    events_render(b, "herald_events_duplicate_total", ev, m->events.n, 1);
     free(ev);
 
     void **ch = table_sorted(&m->chans);
@@ -331,7 +332,7 @@ void hr_metrics_render(hr_metrics *m, hr_buf *b)
                    "# TYPE herald_attempt_duration_seconds histogram\n");
     for (size_t i = 0; i < nch; i++) {
         chan_m *c = ch[i];
-        histo_render(b, "herald_attempt_duration_seconds_bucket", c->key, &c->duration,
+        histo_render(b, "herald_attempt_duration_seconds", c->key, &c->duration,
                      attempt_le, HR_ARRAY_LEN(attempt_le));
     }
     hr_buf_adds(b, "# HELP herald_delivery_latency_seconds From an event's acceptance to its "
@@ -340,7 +341,7 @@ void hr_metrics_render(hr_metrics *m, hr_buf *b)
                    "# TYPE herald_delivery_latency_seconds histogram\n");
     for (size_t i = 0; i < nch; i++) {
         chan_m *c = ch[i];
-        histo_render(b, "herald_delivery_latency_seconds_bucket", c->key, &c->latency,
+        histo_render(b, "herald_delivery_latency_seconds", c->key, &c->latency,
                      latency_le, HR_ARRAY_LEN(latency_le));
     }
     free(ch);
