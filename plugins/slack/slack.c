@@ -248,6 +248,33 @@ static char *mrkdwn(const char *md)
     return out;
 }
 
+/* take cut back so that a cut of mrkdwn after take bytes splits no "&amp;"-style
+ * entity and no <url|text> link (a raw '<' only ever opens a link: text's are
+ * escaped). A link longer than the whole cut is cut all the same. */
+static size_t keep_whole(const char *p, size_t take)
+{
+    if (!p[take])
+        return take;
+    size_t amp = take, lt = take;
+    int bare = 1; /* no ';' yet between an '&' and the cut */
+    for (size_t i = take; i-- > 0;) {
+        if (p[i] == '>')
+            break;
+        if (p[i] == '<') {
+            lt = i;
+            break;
+        }
+        if (p[i] == ';')
+            bare = 0;
+        else if (p[i] == '&' && bare && take - i <= 4) {
+            amp = i;
+            bare = 0;
+        }
+    }
+    size_t cut = amp < lt ? amp : lt;
+    return cut > 0 && cut < take ? cut : take;
+}
+
 static json_t *text_obj(const char *type, const char *text)
 {
     return json_pack("{s:s, s:s}", "type", type, "text", text);
@@ -291,6 +318,8 @@ static herald_status build(slack *k, const herald_message *m, herald_exchange *e
         size_t take = k->overflow == HTTP_UPSTREAM ? strlen(p)
                       : last ? http_utf8_prefix(p, SECTION_MAX - http_utf8_chars(TRUNCATED), HTTP_CUT_WORD)
                              : http_utf8_prefix(p, SECTION_MAX, HTTP_CUT_WORD);
+        if (k->overflow != HTTP_UPSTREAM)
+            take = keep_whole(p, take);
         char *part = malloc(take + sizeof TRUNCATED);
         if (!part)
             break;
@@ -316,7 +345,7 @@ static herald_status build(slack *k, const herald_message *m, herald_exchange *e
     free(ctx_md);
     /* `text` is what notifications and screen readers show. */
     char fallback[TEXT_FALLBACK_MAX * 4 + 8];
-    size_t fb = http_utf8_prefix(md, TEXT_FALLBACK_MAX, HTTP_CUT_WORD);
+    size_t fb = keep_whole(md, http_utf8_prefix(md, TEXT_FALLBACK_MAX, HTTP_CUT_WORD));
     snprintf(fallback, sizeof fallback, "%s%s%.*s", title ? title : "", *md ? ": " : "", (int)fb,
              md);
     free(md);

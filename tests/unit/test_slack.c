@@ -331,6 +331,33 @@ int main(void)
         }
         free(body);
 
+        /* No word ends, and the cut at 3,000 would fall inside "&amp;", then inside a link. */
+        char *xs = repeat("x", 2998);
+        hr_buf b = {0};
+        hr_buf_adds(&b, xs);
+        hr_buf_adds(&b, "&yy");
+        ev.body = b.data;
+        o = send_ev(hook, &ev, &ex);
+        blocks = blocks_of(o, &nsec);
+        is_str(jstr(blocks, "1.text.text"), xs, "split: no cut inside &amp; (section 1)");
+        is_str(jstr(blocks, "2.text.text"), "&amp;yy", "split: no cut inside &amp; (section 2)");
+        json_decref(o);
+        hr_exchange_clear(&ex);
+        b.len = 2990;
+        b.data[b.len] = '\0';
+        hr_buf_adds(&b, "[log](https://ci.example/7)z");
+        ev.body = b.data;
+        o = send_ev(hook, &ev, &ex);
+        blocks = blocks_of(o, &nsec);
+        ok(jstr(blocks, "1.text.text") && strlen(jstr(blocks, "1.text.text")) == 2990,
+           "split: no cut inside a <url|text> link (section 1 ends before it)");
+        is_str(jstr(blocks, "2.text.text"), "<https://ci.example/7|log>z",
+               "split: the link whole in section 2");
+        json_decref(o);
+        hr_exchange_clear(&ex);
+        hr_buf_free(&b);
+        free(xs);
+
         body = repeat("é", 7000); /* no word ends: cut at exactly 3,000 characters */
         ev.body = body;
         o = send_ev(hook, &ev, &ex);
