@@ -31,6 +31,7 @@ int cli_simple_opts(cli_ctx *c, int argc, char **argv, const char *usage, const 
 int cli_log(cli_ctx *c, int argc, char **argv);
 int cli_show(cli_ctx *c, int argc, char **argv);
 int cli_retry(cli_ctx *c, int argc, char **argv);
+int cli_purge(cli_ctx *c, int argc, char **argv);
 int cli_queue(cli_ctx *c, int argc, char **argv);
 int cli_stats(cli_ctx *c, int argc, char **argv);
 int cli_channel(cli_ctx *c, int argc, char **argv);

@@ -20,7 +20,7 @@
 static const char *const known_top[] = {
     "database", "plugin_path", "socket", "socket_mode", "socket_group", "channels", "routes",
     "fallback", "users", "groups", "http", "retry", "templates", "limits", "log_level",
-    "idempotency_window", "secret_key", "outbound", "hooks", NULL,
+    "idempotency_window", "secret_key", "outbound", "hooks", "retention", NULL,
 };
 
 /* Channel entry keys that belong to herald, not to the plugin. */
@@ -32,6 +32,7 @@ static const char *const known_retry[] = {"schedule", "max_attempts", "max_age",
 
 #define DEFAULT_MAX_CONCURRENT 32
 #define DEFAULT_IDEMPOTENCY_WINDOW_MS (24LL * 3600 * 1000)
+#define DEFAULT_RETENTION_MS (90LL * 86400 * 1000)
 
 static const char *const known_limits[] = {"max_title", "max_body", "max_fields",
                                            "max_field_value", NULL};
@@ -81,6 +82,7 @@ hr_config *hr_config_empty(void)
     c->limits = hr_default_limits;
     c->retry = hr_default_retry;
     c->idempotency_window_ms = DEFAULT_IDEMPOTENCY_WINDOW_MS;
+    c->retention_ms = DEFAULT_RETENTION_MS;
     c->socket_mode = 0660;
     c->socket_gid = -1;
     hr_policy_init(&c->outbound);
@@ -251,8 +253,9 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
         config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
         if (!in_list(known_top, config_setting_name(s)))
             FAIL_AT(s, "unknown setting '%s'; known: database, secret_key, plugin_path, socket, "
-                    "socket_mode, socket_group, channels, limits, retry, idempotency_window, "
-                    "outbound",
+                    "socket_mode, socket_group, log_level, channels, routes, fallback, users, "
+                    "groups, templates, limits, retry, idempotency_window, retention, outbound, "
+                    "http, hooks",
                     config_setting_name(s));
     }
 
@@ -297,6 +300,13 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
     if ((s = config_setting_get_member(root, "idempotency_window")) &&
         !get_duration(s, &c->idempotency_window_ms))
         FAIL_AT(s, "idempotency_window must be a duration like \"24h\"");
+    if ((s = config_setting_get_member(root, "retention")) && !get_duration(s, &c->retention_ms))
+        FAIL_AT(s, "retention must be a duration like \"90d\" (at most \"365d\"), or 0 to keep "
+                "every event");
+    if (c->retention_ms && c->retention_ms < c->idempotency_window_ms)
+        FAIL_AT(s ? s : config_setting_get_member(root, "idempotency_window"), "retention (%llds) is shorter than idempotency_window (%llds): "
+                "a repeated key would go unnoticed once its event is deleted; raise retention",
+                c->retention_ms / 1000, c->idempotency_window_ms / 1000);
     if ((s = config_setting_get_member(root, "plugin_path"))) {
         if (!(str = config_setting_get_string(s)))
             FAIL_AT(s, "'plugin_path' must be a string of directories separated by ':'");

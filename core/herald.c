@@ -56,6 +56,7 @@ static const char main_usage[] =
     "  show EVENT_ID         an event, its deliveries and every attempt\n"
     "  retry ID|--dead       queue finished deliveries for a new attempt\n"
     "  queue                 deliveries by state and channel\n"
+    "  purge                 delete finished events older than the retention\n"
     "  stats                 per channel success rate and latency\n"
     "  channel enable NAME   re-enable a channel herald disabled\n"
     "  route test -e TYPE    dry run: who would hear about such an event, and why\n"
@@ -1400,6 +1401,8 @@ int main(int argc, char **argv)
         rc = cli_retry(&c, argc, argv);
     else if (!strcmp(cmd, "queue"))
         rc = cli_queue(&c, argc, argv);
+    else if (!strcmp(cmd, "purge"))
+        rc = cli_purge(&c, argc, argv);
     else if (!strcmp(cmd, "stats"))
         rc = cli_stats(&c, argc, argv);
     else if (!strcmp(cmd, "channel"))

@@ -244,6 +244,69 @@ int cli_retry(cli_ctx *c, int argc, char **argv)
     return n ? 0 : EXIT_NOTHING;
 }
 
+int cli_purge(cli_ctx *c, int argc, char **argv)
+{
+    enum { O_OLDER = 256, O_JSON, O_CONFIG, O_HELP };
+    static const struct option opts[] = {
+        {"older-than", required_argument, NULL, O_OLDER}, {"json", no_argument, NULL, O_JSON},
+        {"config", required_argument, NULL, O_CONFIG}, {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int as_json = 0, opt;
+    long long age = -1;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_OLDER:
+            if (hr_parse_duration(optarg, &age) != HERALD_OK || age <= 0)
+                cli_die("--older-than '%s' is not a duration; give one like 30d, 12h or 90m",
+                        optarg);
+            break;
+        case O_JSON: as_json = 1; break;
+        case O_CONFIG: c->config_opt = optarg; break;
+        case O_HELP:
+            fputs("Usage: herald purge [--older-than DURATION] [--json]\n\nDelete finished "
+                  "events older than DURATION (default: the configured retention) with\ntheir "
+                  "deliveries and attempts, and processed webhook receipts as old. Events\nwith "
+                  "a delivery still to make are kept. heraldd does this by itself.\n", stdout);
+            exit(0);
+        default: cli_die("unknown option '%s' for purge; see herald purge --help", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        cli_die("purge takes no arguments; name the age with --older-than, e.g. --older-than 30d");
+    cli_load(c, 1);
+    if (age < 0)
+        age = c->cfg->retention_ms;
+    if (age == 0)
+        cli_die("retention = 0 keeps every event; name an age to purge with --older-than, "
+                "e.g. --older-than 30d");
+    if (age < c->cfg->idempotency_window_ms)
+        cli_die("--older-than is shorter than idempotency_window (%lld s): a repeated key "
+                "would go unnoticed once its event is deleted; purge older events",
+                c->cfg->idempotency_window_ms / 1000);
+    hr_store *s = open_queue(c->cfg);
+    hr_prune_counts n = {0};
+    char cursor[37] = "";
+    long long before = hr_now_ms() - age;
+    int more = 1;
+    while (more)
+        if (hr_store_prune(s, before, 1000, cursor, &n, &more) != HERALD_OK)
+            cli_die("cannot delete expired events (what was deleted so far stays deleted): %s",
+                    hr_store_error(s));
+    if (as_json)
+        print_json(json_pack("{s:I, s:I, s:I, s:I}", "events", (json_int_t)n.events,
+                                 "deliveries", (json_int_t)n.deliveries, "attempts",
+                                 (json_int_t)n.attempts, "receipts", (json_int_t)n.receipts));
+    else
+        printf("deleted %zu events (%zu deliveries, %zu attempts) and %zu webhook receipts\n",
+               n.events, n.deliveries, n.attempts, n.receipts);
+    hr_store_close(s);
+    cli_free(c);
+    return 0;
+}
+
 int cli_queue(cli_ctx *c, int argc, char **argv)
 {
     int as_json = cli_simple_opts(c, argc, argv, "queue [--json]",

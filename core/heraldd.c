@@ -37,6 +37,11 @@
 #define HOOKS_BATCH 64        /* webhook receipts turned into events per round */
 #define HOOKS_RETRY_MS 1000   /* after the store failed to */
 
+#define PRUNE_BATCH 500                  /* expired events deleted per transaction */
+#define PRUNE_STEP_MS 20                 /* between a pass's transactions */
+#define PRUNE_RETRY_MS 60000             /* after the store failed to */
+#define PRUNE_EVERY_MS (10 * 60 * 1000)  /* between passes, at most */
+
 static volatile sig_atomic_t got_term, got_hup;
 
 /* WAL checkpoints on their own connection and thread, so the thread that
@@ -131,6 +136,9 @@ typedef struct daemon {
     hr_hooks *hooks;           /* inbound webhook sources, replaced on reload */
     int hooks_due;             /* receipts may wait to become events */
     long long hooks_retry_ms;  /* not before then: the store failed */
+    long long prune_next_ms;   /* retention: when the next batch is due */
+    char prune_cursor[37];     /* where the pass is ("" between passes) */
+    hr_prune_counts pruned;    /* what the pass deleted so far */
     hr_api *api;
     hr_metrics *metrics;
     /* Socket submissions of the round, counted in metrics once committed. */
@@ -643,6 +651,35 @@ static void process_hooks(daemon_t *dm)
     dm->hooks_due = done == HOOKS_BATCH; /* a full batch: there may be more */
 }
 
+/* Retention (herald.conf(5)): a pass deletes finished events older than
+ * `retention`, PRUNE_BATCH a transaction with rounds of deliveries between,
+ * then waits a tenth of the retention (1 s to 10 min) for the next. */
+static void prune(daemon_t *dm)
+{
+    long long now = hr_now_ms(), keep = dm->cfg->retention_ms;
+    if (!keep || dm->draining || now < dm->prune_next_ms)
+        return;
+    int more = 0;
+    long long pause = keep / 10;
+    pause = pause < 1000 ? 1000 : pause > PRUNE_EVERY_MS ? PRUNE_EVERY_MS : pause;
+    if (hr_store_prune(dm->store, now - keep, PRUNE_BATCH, dm->prune_cursor, &dm->pruned,
+                       &more) != HERALD_OK) {
+        hr_log(HERALD_LOG_ERROR, "cannot delete expired events, trying again in 1 min: %s",
+               hr_store_error(dm->store));
+        pause = PRUNE_RETRY_MS;
+    } else if (more) {
+        dm->prune_next_ms = now + PRUNE_STEP_MS;
+        return;
+    } else if (dm->pruned.events || dm->pruned.receipts) {
+        hr_log(HERALD_LOG_INFO, "retention: deleted %zu events older than %lld s (%zu deliveries, "
+               "%zu attempts) and %zu webhook receipts", dm->pruned.events, keep / 1000,
+               dm->pruned.deliveries, dm->pruned.attempts, dm->pruned.receipts);
+    }
+    memset(&dm->pruned, 0, sizeof dm->pruned);
+    dm->prune_cursor[0] = '\0';
+    dm->prune_next_ms = now + pause;
+}
+
 /* Marks the HTTP API's descriptor among the polled ones. */
 static client api_owner;
 
@@ -695,6 +732,11 @@ static int run(daemon_t *dm)
             timeout = (int)api_timeout;
         if (dm->hooks_due && !dm->draining) {
             long long wait = dm->hooks_retry_ms - hr_now_ms();
+            if (wait < timeout)
+                timeout = wait < 0 ? 0 : (int)wait;
+        }
+        if (dm->prune_cursor[0] && !dm->draining) {
+            long long wait = dm->prune_next_ms - hr_now_ms();
             if (wait < timeout)
                 timeout = wait < 0 ? 0 : (int)wait;
         }
@@ -754,6 +796,7 @@ static int run(daemon_t *dm)
             }
         }
         process_hooks(dm);
+        prune(dm);
         if (hr_api_receipts(dm->api))
             dm->hooks_due = 1; /* next round, once the 202s are sent */
         check_waits(dm, hr_now_ms());

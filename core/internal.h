@@ -276,6 +276,7 @@ typedef struct hr_config {
     hr_limits limits;
     hr_retry retry;
     long long idempotency_window_ms;
+    long long retention_ms; /* finished events older than this are deleted; 0: kept */
     hr_policy outbound; /* built-in deny list plus outbound = { deny; allow; } */
     hr_channel_conf *channels;
     size_t nchannels;

@@ -292,10 +292,34 @@ enum {
     Q_SEEN_PUT,
     Q_RATE_GET,
     Q_RATE_PUT,
+    Q_PRUNE_EVENTS,
+    Q_PRUNE_LIVE,
+    Q_PRUNE_ATTEMPTS,
+    Q_PRUNE_DELIVERIES,
+    Q_PRUNE_EVENT,
+    Q_PRUNE_RECEIPTS,
+    Q_PRUNE_SEEN,
     Q_COUNT
 };
 
 static const char *const sql_text[Q_COUNT] = {
+    /* Event ids are UUIDv7, ordered by their creation time: ?2 is the id prefix
+     * of the cut-off time, so the scan is a range of the primary key. */
+    [Q_PRUNE_EVENTS] = "SELECT id FROM events WHERE id > ?1 AND id < ?2 AND created_ms < ?3 "
+                       "ORDER BY id LIMIT ?4",
+    [Q_PRUNE_LIVE] = "SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN (2, 3, 4) "
+                     "LIMIT 1",
+    [Q_PRUNE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN "
+                         "(SELECT id FROM deliveries WHERE event_id = ?1)",
+    [Q_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE event_id = ?1",
+    [Q_PRUNE_EVENT] = "DELETE FROM events WHERE id = ?1",
+    /* Receipts' ids grow with their arrival: the old ones are those before the
+     * first young one. Receipts still to process are kept. */
+    [Q_PRUNE_RECEIPTS] = "DELETE FROM hook_receipts WHERE id IN (SELECT id FROM hook_receipts "
+                         "WHERE id < coalesce((SELECT id FROM hook_receipts WHERE received_ms "
+                         ">= ?1 ORDER BY id LIMIT 1), 9223372036854775807) AND state <> 0 "
+                         "ORDER BY id LIMIT ?2)",
+    [Q_PRUNE_SEEN] = "DELETE FROM route_seen WHERE at_ms < ?1",
     [Q_TRAIL_SET] = "UPDATE events SET route_trail = ?2 WHERE id = ?1",
     [Q_TRAIL_GET] = "SELECT route_trail FROM events WHERE id = ?1",
     [Q_SEEN_GET] = "SELECT at_ms FROM route_seen WHERE route = ?1 AND key = ?2",
@@ -1573,6 +1597,111 @@ herald_status hr_store_requeue(hr_store *s, long long id, int all_dead, long lon
     st = write_end(s, st, "commit the re-queue");
     if (st != HERALD_OK)
         *n = 0;
+    return st;
+}
+
+/* ---- retention ---- */
+
+/* Delete one expired event: its attempts, its deliveries, itself. */
+static herald_status prune_event(hr_store *s, const char *id, hr_prune_counts *n)
+{
+    static const int qs[] = {Q_PRUNE_ATTEMPTS, Q_PRUNE_DELIVERIES, Q_PRUNE_EVENT};
+    size_t *counts[] = {&n->attempts, &n->deliveries, &n->events};
+    for (size_t k = 0; k < HR_ARRAY_LEN(qs); k++) {
+        sqlite3_stmt *q = prep(s, qs[k], "delete an expired event");
+        if (!q)
+            return HERALD_E_IO;
+        bind_text(s, q, 1, id);
+        int rc = step(s, q);
+        done(q);
+        if (rc != SQLITE_DONE)
+            return db_fail(s, "delete an expired event");
+        *counts[k] += (size_t)sqlite3_changes(s->db);
+    }
+    return HERALD_OK;
+}
+
+/* Run a DELETE bound to (num1, num2) and add the rows it deleted to *n. */
+static herald_status prune_rows(hr_store *s, int which, long long num1, long long num2,
+                                size_t *n, const char *doing)
+{
+    sqlite3_stmt *q = prep(s, which, doing);
+    if (!q)
+        return HERALD_E_IO;
+    bind_int(s, q, 1, num1);
+    if (sqlite3_bind_parameter_count(q) >= 2)
+        bind_int(s, q, 2, num2);
+    herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, doing);
+    done(q);
+    if (st == HERALD_OK && n)
+        *n += (size_t)sqlite3_changes(s->db);
+    return st;
+}
+
+herald_status hr_store_prune(hr_store *s, long long before_ms, size_t max, char cursor[37],
+                             hr_prune_counts *n, int *more)
+{
+    *more = 0;
+    if (max == 0)
+        return HERALD_OK;
+    char cut[16]; /* the UUIDv7 prefix of before_ms: 48 bits of milliseconds */
+    snprintf(cut, sizeof cut, "%08llx-%04llx",
+             ((unsigned long long)before_ms >> 16) & 0xffffffffULL,
+             (unsigned long long)before_ms & 0xffffULL);
+    hr_prune_counts got = {0};
+    char(*ids)[37] = hr_calloc(max, sizeof *ids);
+    size_t nids = 0;
+    herald_status st = write_begin(s, "start deleting expired events");
+    if (st != HERALD_OK) {
+        free(ids);
+        return st;
+    }
+    sqlite3_stmt *q = prep(s, Q_PRUNE_EVENTS, "find expired events");
+    if (!q)
+        st = HERALD_E_IO;
+    if (st == HERALD_OK) {
+        bind_text(s, q, 1, cursor);
+        bind_text(s, q, 2, cut);
+        bind_int(s, q, 3, before_ms);
+        bind_int(s, q, 4, (long long)max);
+        int rc;
+        while (nids < max && (rc = step(s, q)) == SQLITE_ROW)
+            col_id(q, 0, ids[nids++]);
+        if (nids < max && rc != SQLITE_DONE)
+            st = db_fail(s, "find expired events");
+        done(q);
+    }
+    /* An event with a delivery still to make stays, however old; the cursor
+     * passes over it. */
+    for (size_t i = 0; i < nids && st == HERALD_OK; i++) {
+        if (!(q = prep(s, Q_PRUNE_LIVE, "find expired events"))) {
+            st = HERALD_E_IO;
+            break;
+        }
+        bind_text(s, q, 1, ids[i]);
+        int rc = step(s, q);
+        done(q);
+        if (rc == SQLITE_DONE)
+            st = prune_event(s, ids[i], &got);
+        else if (rc != SQLITE_ROW)
+            st = db_fail(s, "find expired events");
+    }
+    if (st == HERALD_OK && !cursor[0])
+        st = prune_rows(s, Q_PRUNE_SEEN, before_ms, 0, NULL, "forget old dedup keys");
+    if (st == HERALD_OK)
+        st = prune_rows(s, Q_PRUNE_RECEIPTS, before_ms, (long long)max, &got.receipts,
+                        "delete old webhook receipts");
+    st = write_end(s, st, "commit deleting expired events");
+    if (st == HERALD_OK) {
+        n->events += got.events;
+        n->deliveries += got.deliveries;
+        n->attempts += got.attempts;
+        n->receipts += got.receipts;
+        if (nids)
+            memcpy(cursor, ids[nids - 1], 37);
+        *more = nids == max || got.receipts == max;
+    }
+    free(ids);
     return st;
 }
 

@@ -226,6 +226,22 @@ herald_status hr_store_release(hr_store *s, const long long *ids, size_t n);
  * *n receives how many were re-queued. */
 herald_status hr_store_requeue(hr_store *s, long long id, int all_dead, long long now, size_t *n);
 
+/* ---- retention ---- */
+
+typedef struct hr_prune_counts {
+    size_t events, deliveries, attempts, receipts;
+} hr_prune_counts;
+
+/* Delete, in one transaction, up to max events created before before_ms whose
+ * deliveries are all final (sent, failed or dead), with their deliveries and
+ * attempts; up to max processed webhook receipts received before it; and, on
+ * a pass's first call, routes' dedup keys last seen before it. cursor (""
+ * to start a pass) is where the pass is: events kept because a delivery is
+ * still to make are passed over. Counts are added to *n; *more is set when the
+ * pass has more to look at. On error nothing is deleted or counted. */
+herald_status hr_store_prune(hr_store *s, long long before_ms, size_t max, char cursor[37],
+                             hr_prune_counts *n, int *more);
+
 /* ---- channel state ---- */
 
 /* Count a channel's outcome; returns the consecutive failures after it. */

@@ -1234,6 +1234,72 @@ def max_rate_limits_a_channel():
 
 
 @scenario
+def retention_deletes_old_finished_events():
+    """retention = "2s": heraldd deletes finished events older than that, with their
+    deliveries and attempts, and says so in its log; an event with a delivery still to make
+    (retrying against a refusing port) stays however old. `herald purge` does it by hand,
+    and a retention shorter than the idempotency window is refused."""
+    port = dead_port()
+    slow_retry = dict(FAST_RETRY, schedule=["1h"], max_attempts=3, max_age="2h")
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        extra = {"retention": "2s", "idempotency_window": "1s"}
+        cfg = write_config(tmp, [hook("fast", r.url + "/f"),
+                                 hook("down", "http://127.0.0.1:%d/d" % port)],
+                           retry=slow_retry, extra=extra)
+        dm = Daemon(tmp, cfg, verbose=True)
+        try:
+            if not started(dm, "retention"):
+                return
+            with Client(dm.sock) as c:
+                reps = pipeline(c, [submit_req("keep %d" % i, to=["fast"]) for i in range(5)] +
+                                [submit_req("waits", to=["down"])])
+            ids = [x.get("id") for x in reps]
+            is_(len([x for x in reps if x.get("ok")]), 6, "6 submits acked")
+            wait_until(lambda: len(r.requests()) >= 5, 5)
+            is_(len(r.requests()), 5, "the 5 fast ones are delivered")
+            gone = wait_until(lambda: "retention: deleted 5 events" in dm.log(), 8)
+            ok(gone, "heraldd deletes the 5 sent events once older than 2 s, and logs it",
+               dm.describe)
+            ok("(5 deliveries, 5 attempts)" in dm.log(), "with their deliveries and attempts",
+               dm.describe)
+            res = run(tmp, ["-c", cfg, "show", ids[0]])
+            ok(res.rc != 0 and "no event" in res.err.lower(),
+               "herald show: a deleted event is not found", res.describe)
+            lres, rows = log_rows(tmp, cfg)
+            is_([(x.get("event"), x.get("channel"), x.get("state")) for x in rows],
+                [(ids[5], "down", "pending")],
+                "the old event still to deliver stays, pending", lres.describe)
+        finally:
+            dm.stop()
+
+        # herald purge, with the daemon stopped: the waiting event now final (dead).
+        res = run(tmp, ["-c", cfg, "purge", "--older-than", "1s"])
+        is_((res.rc, res.out.strip()),
+            (0, "deleted 0 events (0 deliveries, 0 attempts) and 0 webhook receipts"),
+            "herald purge: an event still to deliver is kept", res.describe)
+        res = run(tmp, ["-c", cfg, "send", "-e", "p.t", "--to", "fast", "--wait=5s",
+                        "soon purged"])
+        ok(res.rc == 0, "herald send (embedded) delivers one more", res.describe)
+        time.sleep(1.2)
+        res = run(tmp, ["-c", cfg, "purge", "--older-than", "1s", "--json"])
+        row = res.json()
+        is_((row.get("events"), row.get("deliveries"), row.get("attempts")), (1, 1, 1),
+            "herald purge --json: the sent event older than 1 s went", res.describe)
+        for args, says in ((["purge", "--older-than", "soon"], "is not a duration"),
+                           (["purge", "--older-than", "500ms"], "shorter than idempotency_window"),
+                           (["purge", "extra"], "takes no arguments")):
+            res = run(tmp, ["-c", cfg] + args)
+            ok(res.rc != 0 and says in res.err and res.err.count("\n") == 1,
+               "herald %s: one-line error (%s)" % (" ".join(args), says), res.describe)
+        bad = write_config(tmp, [hook("fast", r.url + "/f")], name="bad.conf",
+                           extra={"retention": "1h"})
+        res = run(tmp, ["-c", bad, "check"])
+        ok(res.rc != 0 and "retention (3600s) is shorter than idempotency_window (86400s)"
+           in res.err, "a retention shorter than the idempotency window is refused",
+           res.describe)
+
+
+@scenario
 def systemd_notify():
     """heraldd tells systemd (NOTIFY_SOCKET) when it is ready, reloading and stopping."""
     with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:

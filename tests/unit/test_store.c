@@ -1604,6 +1604,118 @@ static void test_receipts(const char *path)
     hr_store_close(s);
 }
 
+/* ---- retention ---- */
+
+/* One event created at ms, with an id of that time (as hr_event_stamp makes
+ * them), and one delivery in state st that has had one attempt when final. */
+static void old_event(hr_store *s, long long ms, hr_dstate st, char id[37])
+{
+    static unsigned serial;
+    herald_event ev;
+    make_event(&ev, "old.event", ms);
+    snprintf(ev.id, sizeof ev.id, "%08llx-%04llx-7abc-8def-%012x", ms >> 16, ms & 0xffff,
+             ++serial);
+    hr_delivery_new d = {.channel = "c", .next_at = ms, .state = HR_D_PENDING};
+    int dup = -1;
+    if (hr_store_submit(s, &ev, &d, 1, 0, &dup) != HERALD_OK)
+        printf("# submit failed: %s\n", hr_store_error(s));
+    memcpy(id, ev.id, 37);
+    hr_event_clear(&ev);
+    hr_log_filter f = {.state = -1, .event_id = id};
+    hr_delivery_row *r;
+    size_t n;
+    if (st != HR_D_PENDING && hr_store_log(s, &f, &r, &n) == HERALD_OK) {
+        if (n == 1)
+            finish(s, r[0].id, st, ms, 5, st == HR_D_SENT ? HERALD_VERDICT_OK
+                                                          : HERALD_VERDICT_FAILED);
+        hr_delivery_rows_free(r, n);
+    }
+}
+
+static void test_prune(const char *path)
+{
+    hr_store *s = NULL;
+    char err[512];
+    if (!is_int(hr_store_open(path, &s, err, sizeof err), HERALD_OK, "prune: open"))
+        return;
+    long long day = 86400000LL;
+    char sent_old[37], dead_old[37], failed_old[37], pending_old[37], sent_new[37], later[37];
+    old_event(s, T0, HR_D_SENT, sent_old);
+    old_event(s, T0 + 1, HR_D_PENDING, pending_old); /* a delivery still to make */
+    old_event(s, T0 + 2, HR_D_DEAD, dead_old);
+    old_event(s, T0 + 3, HR_D_FAILED, failed_old);
+    old_event(s, T0 + 10 * day, HR_D_SENT, sent_new);
+    old_event(s, T0 + 10 * day + 1, HR_D_PENDING, later);
+    hr_receipt r = {.source = "gh", .message_id = "m1", .body = "{}", .body_len = 2,
+                    .received_ms = T0};
+    long long rid[3];
+    int dup;
+    hr_store_receipt_add(s, &r, &rid[0], &dup);
+    r.message_id = "m2"; /* old, never processed: kept */
+    hr_store_receipt_add(s, &r, &rid[1], &dup);
+    r.message_id = "m3";
+    r.received_ms = T0 + 10 * day;
+    hr_store_receipt_add(s, &r, &rid[2], &dup);
+    hr_store_receipt_finish(s, rid[0], sent_old, NULL, T0);
+    hr_store_receipt_finish(s, rid[2], sent_new, NULL, T0 + 10 * day);
+    hr_store_route_seen(s, "r", "old-key", 1000, T0);
+    hr_store_route_seen(s, "r", "new-key", 1000, T0 + 10 * day);
+
+    /* Two events a call: the cursor carries the pass over the pending one. */
+    hr_prune_counts n = {0};
+    char cursor[37] = "";
+    int more = 0, calls = 0;
+    herald_status st;
+    do {
+        st = hr_store_prune(s, T0 + 5 * day, 2, cursor, &n, &more);
+        calls++;
+    } while (st == HERALD_OK && more && calls < 10);
+    is_int(st, HERALD_OK, "prune: a pass in batches of 2 succeeds");
+    is_int(calls, 3, "prune: 4 old events in batches of 2: 3 calls (the last finds none)");
+    is_int((int)n.events, 3, "prune: the 3 old finished events (sent, dead, failed) go");
+    is_int((int)n.deliveries, 3, "prune: their deliveries go");
+    is_int((int)n.attempts, 3, "prune: their attempts go");
+    is_int((int)n.receipts, 1, "prune: the old processed webhook receipt goes");
+    char *left = q_text(path, "SELECT id FROM events ORDER BY id");
+    char *want = hr_asprintf("%s\n%s\n%s", pending_old, sent_new, later);
+    is_str(left, want, "prune: the old pending event and every young one stay");
+    free(left);
+    free(want);
+    is_int(q_int(path, "SELECT count(*) FROM deliveries"), 3, "prune: their 3 deliveries stay");
+    is_int(q_int(path, "SELECT count(*) FROM attempts"), 1, "prune: the young event's attempt stays");
+    left = q_text(path, "SELECT message_id FROM hook_receipts ORDER BY id");
+    is_str(left, "m2\nm3", "prune: the unprocessed old receipt and the young one stay");
+    free(left);
+    left = q_text(path, "SELECT key FROM route_seen");
+    is_str(left, "new-key", "prune: old dedup keys are forgotten, young ones kept");
+    free(left);
+
+    /* The old pending one goes once its delivery is final; nothing else changes. */
+    hr_log_filter f = {.state = -1, .event_id = pending_old};
+    hr_delivery_row *rows;
+    size_t nr;
+    if (hr_store_log(s, &f, &rows, &nr) == HERALD_OK && nr == 1)
+        finish(s, rows[0].id, HR_D_SENT, T0, 5, HERALD_VERDICT_OK);
+    if (nr)
+        hr_delivery_rows_free(rows, nr);
+    memset(&n, 0, sizeof n);
+    cursor[0] = '\0';
+    st = hr_store_prune(s, T0 + 5 * day, 100, cursor, &n, &more);
+    ok(st == HERALD_OK && n.events == 1 && n.deliveries == 1 && !more,
+       "prune: an old event goes once its last delivery is final");
+    is_int(q_int(path, "SELECT count(*) FROM events"), 2, "prune: the 2 young events stay");
+
+    /* Inside the caller's transaction the prune is part of it, undone with it. */
+    is_int(hr_store_begin(s), HERALD_OK, "prune: begin a transaction");
+    memset(&n, 0, sizeof n);
+    cursor[0] = '\0';
+    st = hr_store_prune(s, T0 + 20 * day, 100, cursor, &n, &more);
+    ok(st == HERALD_OK && n.events == 1, "prune: inside a transaction, the young sent one too");
+    hr_store_rollback(s);
+    is_int(q_int(path, "SELECT count(*) FROM events"), 2, "prune: rolled back with the caller");
+    hr_store_close(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -1663,6 +1775,9 @@ int main(void)
     free(path);
     path = db_path("receipts.db");
     test_receipts(path);
+    free(path);
+    path = db_path("prune.db");
+    test_prune(path);
     free(path);
     path = db_path("users.db");
     test_users(path);
