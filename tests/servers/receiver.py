@@ -14,6 +14,7 @@ Module:
     r.start()            # background thread; port in r.port, URL in r.url
     ...
     r.requests()         # list of logged request dicts
+    r.max_open()         # most requests open (logged, not answered) at once
     r.stop()
 
 Response SPEC grammar (request i uses spec i; the last one repeats forever;
@@ -244,22 +245,19 @@ class _Handler(BaseHTTPRequestHandler):
             "t": time.time(),
         }
         spec = rcv._log_and_pick(entry)
-
-        if spec.kind == "close":
+        try:
+            if spec.kind == "hang":
+                rcv._stop_event.wait(spec.delay)
+            elif spec.delay > 0:
+                rcv._stop_event.wait(spec.delay)
+        finally:
+            # Closed before the answer goes out: the client can only send its next
+            # request after that, so max_open() never counts one request twice.
+            rcv._closed_one()
+        if spec.kind in ("close", "hang") or rcv._stop_event.is_set() and spec.delay > 0:
             self.close_connection = True
             self._hard_close()
             return
-        if spec.kind == "hang":
-            rcv._stop_event.wait(spec.delay)
-            self.close_connection = True
-            self._hard_close()
-            return
-
-        if spec.delay > 0:
-            if rcv._stop_event.wait(spec.delay):
-                self.close_connection = True
-                self._hard_close()
-                return
 
         self.send_response(spec.code)
         has_ct = False
@@ -330,6 +328,8 @@ class Receiver:
         self._timer = None
         self._stop_event = threading.Event()
         self._stopped = False
+        self._open = 0       # requests logged and not answered yet
+        self._max_open = 0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -402,11 +402,22 @@ class Receiver:
                 self._cond.wait(left)
             return [dict(r) for r in self._requests]
 
+    def max_open(self):
+        """The most requests that were open (logged, not yet answered) at one time."""
+        with self._lock:
+            return self._max_open
+
+    def _closed_one(self):
+        with self._lock:
+            self._open -= 1
+
     def _log_and_pick(self, entry):
         line = json.dumps(entry, ensure_ascii=True, sort_keys=True) + "\n"
         with self._cond:
             i = len(self._requests)
             self._requests.append(entry)
+            self._open += 1
+            self._max_open = max(self._max_open, self._open)
             if self._log is not None:
                 self._log.write(line)
                 self._log.flush()
