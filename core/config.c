@@ -304,8 +304,9 @@ herald_status hr_config_load(const char *path, hr_config **out, char *err, size_
         FAIL_AT(s, "retention must be a duration like \"90d\" (at most \"365d\"), or 0 to keep "
                 "every event");
     if (c->retention_ms && c->retention_ms < c->idempotency_window_ms)
-        FAIL_AT(s ? s : config_setting_get_member(root, "idempotency_window"), "retention (%llds) is shorter than idempotency_window (%llds): "
-                "a repeated key would go unnoticed once its event is deleted; raise retention",
+        FAIL_AT(s ? s : config_setting_get_member(root, "idempotency_window"),
+                "retention (%llds) is shorter than idempotency_window (%llds): a repeated key "
+                "would go unnoticed once its event is deleted; raise retention",
                 c->retention_ms / 1000, c->idempotency_window_ms / 1000);
     if ((s = config_setting_get_member(root, "plugin_path"))) {
         if (!(str = config_setting_get_string(s)))

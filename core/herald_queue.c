@@ -271,7 +271,8 @@ int cli_purge(cli_ctx *c, int argc, char **argv)
                   "deliveries and attempts, and processed webhook receipts as old. Events\nwith "
                   "a delivery still to make are kept. heraldd does this by itself.\n", stdout);
             exit(0);
-        default: cli_die("unknown option '%s' for purge; see herald purge --help", argv[optind - 1]);
+        default:
+            cli_die("unknown option '%s' for purge; see herald purge --help", argv[optind - 1]);
         }
     }
     if (optind != argc)
@@ -297,8 +298,8 @@ int cli_purge(cli_ctx *c, int argc, char **argv)
                     hr_store_error(s));
     if (as_json)
         print_json(json_pack("{s:I, s:I, s:I, s:I}", "events", (json_int_t)n.events,
-                                 "deliveries", (json_int_t)n.deliveries, "attempts",
-                                 (json_int_t)n.attempts, "receipts", (json_int_t)n.receipts));
+                             "deliveries", (json_int_t)n.deliveries, "attempts",
+                             (json_int_t)n.attempts, "receipts", (json_int_t)n.receipts));
     else
         printf("deleted %zu events (%zu deliveries, %zu attempts) and %zu webhook receipts\n",
                n.events, n.deliveries, n.attempts, n.receipts);

@@ -298,7 +298,6 @@ enum {
     Q_PRUNE_DELIVERIES,
     Q_PRUNE_EVENT,
     Q_PRUNE_RECEIPTS,
-    Q_PRUNE_SEEN,
     Q_COUNT
 };
 
@@ -319,7 +318,6 @@ static const char *const sql_text[Q_COUNT] = {
                          "WHERE id < coalesce((SELECT id FROM hook_receipts WHERE received_ms "
                          ">= ?1 ORDER BY id LIMIT 1), 9223372036854775807) AND state <> 0 "
                          "ORDER BY id LIMIT ?2)",
-    [Q_PRUNE_SEEN] = "DELETE FROM route_seen WHERE at_ms < ?1",
     [Q_TRAIL_SET] = "UPDATE events SET route_trail = ?2 WHERE id = ?1",
     [Q_TRAIL_GET] = "SELECT route_trail FROM events WHERE id = ?1",
     [Q_SEEN_GET] = "SELECT at_ms FROM route_seen WHERE route = ?1 AND key = ?2",
@@ -1621,19 +1619,18 @@ static herald_status prune_event(hr_store *s, const char *id, hr_prune_counts *n
     return HERALD_OK;
 }
 
-/* Run a DELETE bound to (num1, num2) and add the rows it deleted to *n. */
-static herald_status prune_rows(hr_store *s, int which, long long num1, long long num2,
-                                size_t *n, const char *doing)
+/* Delete up to max processed receipts received before before_ms; count them. */
+static herald_status prune_receipts(hr_store *s, long long before_ms, size_t max, size_t *n)
 {
-    sqlite3_stmt *q = prep(s, which, doing);
+    sqlite3_stmt *q = prep(s, Q_PRUNE_RECEIPTS, "delete old webhook receipts");
     if (!q)
         return HERALD_E_IO;
-    bind_int(s, q, 1, num1);
-    if (sqlite3_bind_parameter_count(q) >= 2)
-        bind_int(s, q, 2, num2);
-    herald_status st = step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, doing);
+    bind_int(s, q, 1, before_ms);
+    bind_int(s, q, 2, (long long)max);
+    herald_status st =
+        step(s, q) == SQLITE_DONE ? HERALD_OK : db_fail(s, "delete old webhook receipts");
     done(q);
-    if (st == HERALD_OK && n)
+    if (st == HERALD_OK)
         *n += (size_t)sqlite3_changes(s->db);
     return st;
 }
@@ -1664,7 +1661,7 @@ herald_status hr_store_prune(hr_store *s, long long before_ms, size_t max, char 
         bind_text(s, q, 2, cut);
         bind_int(s, q, 3, before_ms);
         bind_int(s, q, 4, (long long)max);
-        int rc;
+        int rc = SQLITE_DONE;
         while (nids < max && (rc = step(s, q)) == SQLITE_ROW)
             col_id(q, 0, ids[nids++]);
         if (nids < max && rc != SQLITE_DONE)
@@ -1686,11 +1683,8 @@ herald_status hr_store_prune(hr_store *s, long long before_ms, size_t max, char 
         else if (rc != SQLITE_ROW)
             st = db_fail(s, "find expired events");
     }
-    if (st == HERALD_OK && !cursor[0])
-        st = prune_rows(s, Q_PRUNE_SEEN, before_ms, 0, NULL, "forget old dedup keys");
     if (st == HERALD_OK)
-        st = prune_rows(s, Q_PRUNE_RECEIPTS, before_ms, (long long)max, &got.receipts,
-                        "delete old webhook receipts");
+        st = prune_receipts(s, before_ms, max, &got.receipts);
     st = write_end(s, st, "commit deleting expired events");
     if (st == HERALD_OK) {
         n->events += got.events;

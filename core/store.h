@@ -234,10 +234,9 @@ typedef struct hr_prune_counts {
 
 /* Delete, in one transaction, up to max events created before before_ms whose
  * deliveries are all final (sent, failed or dead), with their deliveries and
- * attempts; up to max processed webhook receipts received before it; and, on
- * a pass's first call, routes' dedup keys last seen before it. cursor (""
- * to start a pass) is where the pass is: events kept because a delivery is
- * still to make are passed over. Counts are added to *n; *more is set when the
+ * attempts; and up to max processed webhook receipts received before it.
+ * cursor ("" to start a pass) is where the pass is: events kept because a
+ * delivery is still to make are passed over. Counts are added to *n; *more is set when the
  * pass has more to look at. On error nothing is deleted or counted. */
 herald_status hr_store_prune(hr_store *s, long long before_ms, size_t max, char cursor[37],
                              hr_prune_counts *n, int *more);
