@@ -246,6 +246,15 @@ static const char *const migrations[] = {
      * load. Statistics find finished deliveries through their last attempt
      * instead (attempts_started), see Q_STATS_DELIVERIES. */
     "DROP INDEX IF EXISTS deliveries_finished;",
+    /* 10 -> 11: an index's WHERE is evaluated for the old and the new row of
+     * every write to the table, and "state IN (0, 1, 5)" builds an ephemeral
+     * b-tree for its three constants each time: five of them per delivery
+     * (insert, claim, finish), with their allocations. The same set as two
+     * comparisons costs nothing. Queries repeat it word for word, as SQLite
+     * requires to use the index. */
+    "DROP INDEX deliveries_channel_due;"
+    "CREATE INDEX deliveries_channel_due ON deliveries(channel, due_at) "
+    "  WHERE state < 2 OR state = 5;",
 };
 
 #define SCHEMA_VERSION ((int)HR_ARRAY_LEN(migrations))
@@ -354,7 +363,7 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_CLAIM] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1, "
                 "lease_owner = ?9 "
                 "WHERE id IN (SELECT id FROM deliveries "
-                "WHERE state IN (0, 1, 5) AND due_at <= ?1 "
+                "WHERE (state < 2 OR state = 5) AND due_at <= ?1 "
                 "AND channel NOT IN (SELECT value FROM json_each(?4)) "
                 "ORDER BY due_at LIMIT ?3) "
                 "RETURNING id, event_id, channel, recipient, address, attempts, created_ms, "
@@ -365,14 +374,14 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_CLAIM_EVENT] = "UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, updated_ms = ?1, "
                       "lease_owner = ?9 "
                       "WHERE id IN (SELECT id FROM deliveries "
-                      "WHERE event_id = ?5 AND state IN (0, 1, 5) AND due_at <= ?1 "
+                      "WHERE event_id = ?5 AND (state < 2 OR state = 5) AND due_at <= ?1 "
                       "AND channel NOT IN (SELECT value FROM json_each(?4)) "
                       "ORDER BY due_at LIMIT ?3) "
                       "RETURNING id, event_id, channel, recipient, address, attempts, "
                       "created_ms, next_at",
     /* Channels with claimable rows, one index seek each. */
-    [Q_NEXT_CHANNEL] = "SELECT channel FROM deliveries WHERE state IN (0, 1, 5) AND channel > ?1 "
-                       "ORDER BY channel LIMIT 1",
+    [Q_NEXT_CHANNEL] = "SELECT channel FROM deliveries WHERE (state < 2 OR state = 5) "
+                       "AND channel > ?1 ORDER BY channel LIMIT 1",
     /* A delivery the claimer holds in memory since it was submitted: only if
      * nobody attempted or claimed it meanwhile. */
     /* One channel's due rows with each row's event, for a claimer holding
@@ -383,7 +392,7 @@ static const char *const sql_text[Q_COUNT] = {
                      "d.created_ms, d.next_at, e.id, e.type, e.severity, e.title, e.body, "
                      "e.source, e.user, e.idempotency_key, e.data, e.fields, e.created_ms, "
                      "e.tenant FROM deliveries d LEFT JOIN events e ON e.id = d.event_id "
-                     "WHERE d.channel = ?1 AND d.state IN (0, 1, 5) AND d.due_at <= ?2 "
+                     "WHERE d.channel = ?1 AND (d.state < 2 OR d.state = 5) AND d.due_at <= ?2 "
                      "ORDER BY d.due_at LIMIT ?3",
     [Q_CLAIM_MARK] = "UPDATE deliveries SET state = 1, lease_until = ?2, updated_ms = ?3, "
                      "lease_owner = ?4 WHERE id = ?1",

@@ -216,7 +216,7 @@ static void test_open(void)
     char *wal = hr_asprintf("%s-wal", path);
     ok(stat(wal, &sb) == 0 && (sb.st_mode & 0777) == 0600, "WAL file is 0600 too");
     free(wal);
-    is_int(q_int(path, "PRAGMA user_version"), 10, "schema version 10");
+    is_int(q_int(path, "PRAGMA user_version"), 11, "schema version 11");
     char *mode = q_text(path, "PRAGMA journal_mode");
     is_str(mode, "wal", "WAL journal mode");
     free(mode);
@@ -274,7 +274,7 @@ static void test_open(void)
             free(path);
             return;
         }
-        is_int(q_int(path, "PRAGMA user_version"), 10, "migrated to version 10");
+        is_int(q_int(path, "PRAGMA user_version"), 11, "migrated to version 11");
         char *ix = q_text(path, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                                 "WHERE type = 'index' AND name LIKE 'deliveries_%due' "
                                 "ORDER BY name)");
@@ -291,7 +291,7 @@ static void test_open(void)
 
     /* A newer schema is refused, untouched. */
     path = db_path("future.db");
-    is_int(q_exec(path, "PRAGMA user_version = 11"), SQLITE_OK, "write a future version");
+    is_int(q_exec(path, "PRAGMA user_version = 12"), SQLITE_OK, "write a future version");
     s = (hr_store *)1;
     err[0] = '\0';
     st = hr_store_open(path, &s, err, sizeof err);
@@ -300,10 +300,10 @@ static void test_open(void)
     if (st == HERALD_OK)
         hr_store_close(s);
     like(err, path, "refusal names the file");
-    like(err, "version 11 is newer than this herald supports (10)", "refusal names both versions");
+    like(err, "version 12 is newer than this herald supports (11)", "refusal names both versions");
     like(err, "upgrade herald", "refusal names the remedy");
     ok(!strchr(err, '\n'), "refusal is one line");
-    is_int(q_int(path, "PRAGMA user_version"), 11, "refused database left alone");
+    is_int(q_int(path, "PRAGMA user_version"), 12, "refused database left alone");
     char *mode2 = q_text(path, "PRAGMA journal_mode");
     is_str(mode2, "delete", "refused database not switched to WAL");
     free(mode2);
@@ -1323,7 +1323,7 @@ static void test_plan(const char *path)
     static const char *const plans[][2] = {
         {"EXPLAIN QUERY PLAN UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, "
          "updated_ms = ?1 WHERE id IN (SELECT id FROM deliveries "
-         "WHERE state IN (0, 1, 5) AND due_at <= ?1 "
+         "WHERE (state < 2 OR state = 5) AND due_at <= ?1 "
          "AND channel NOT IN (SELECT value FROM json_each(?4)) ORDER BY due_at LIMIT ?3) "
          "RETURNING id",
          "SCAN deliveries USING INDEX deliveries_channel_due"},
@@ -1331,15 +1331,15 @@ static void test_plan(const char *path)
          "d.attempts, d.created_ms, d.next_at, e.id, e.type, e.severity, e.title, e.body, "
          "e.source, e.user, e.idempotency_key, e.data, e.fields, e.created_ms, e.tenant "
          "FROM deliveries d LEFT JOIN events e ON e.id = d.event_id "
-         "WHERE d.channel = ?1 AND d.state IN (0, 1, 5) AND d.due_at <= ?2 "
+         "WHERE d.channel = ?1 AND (d.state < 2 OR d.state = 5) AND d.due_at <= ?2 "
          "ORDER BY d.due_at LIMIT ?3",
          "USING INDEX deliveries_channel_due (channel=? AND due_at<?)"},
-        {"EXPLAIN QUERY PLAN SELECT channel FROM deliveries WHERE state IN (0, 1, 5) "
+        {"EXPLAIN QUERY PLAN SELECT channel FROM deliveries WHERE (state < 2 OR state = 5) "
          "AND channel > ?1 ORDER BY channel LIMIT 1",
          "USING INDEX deliveries_channel_due (channel>?)"},
         {"EXPLAIN QUERY PLAN UPDATE deliveries SET state = 1, lease_until = ?1 + ?2, "
          "updated_ms = ?1 WHERE id IN (SELECT id FROM deliveries "
-         "WHERE event_id = ?5 AND state IN (0, 1, 5) AND due_at <= ?1 "
+         "WHERE event_id = ?5 AND (state < 2 OR state = 5) AND due_at <= ?1 "
          "AND channel NOT IN (SELECT value FROM json_each(?4)) ORDER BY due_at LIMIT ?3) "
          "RETURNING id",
          "USING INDEX deliveries_event (event_id=?)"},
@@ -1481,7 +1481,7 @@ static void test_users(const char *path)
         printf("# %s\n", err);
         return;
     }
-    is_int(q_int(path, "PRAGMA user_version"), 10, "migrated to version 10");
+    is_int(q_int(path, "PRAGMA user_version"), 11, "migrated to version 11");
     t = dir_text(s, NULL);
     is_str(t, "user:carol:::\npref:carol:rule:a.*\x1f*:on\npref:carol:rule:b.*\x1f*:off\n"
               "group:ops:carol::\n",
