@@ -21,8 +21,9 @@
 #define NAME_MAX_LEN 64
 
 static const char *const known_keys[] = {
-    "scheme", "secret", "secret_file", "header", "id_header", "tolerance", "max_body", "tenant",
-    "type", "title", "body", "severity", "user", "fields", "pointers", "data", NULL,
+    "scheme", "secret", "secret_file", "previous_secret", "previous_secret_file", "header",
+    "id_header", "tolerance", "max_body", "tenant", "type", "title", "body", "severity", "user",
+    "fields", "pointers", "data", NULL,
 };
 
 /* Headers never kept with a receipt: they carry credentials or signatures. */
@@ -125,11 +126,13 @@ static void source_clear(hr_hook_source *h)
 {
     free(h->name);
     free(h->origin);
-    if (h->key) {
-        OPENSSL_cleanse(h->key, h->keylen);
-        free(h->key);
+    for (size_t k = 0; k < HR_ARRAY_LEN(h->keys); k++) {
+        if (h->keys[k].key) {
+            OPENSSL_cleanse(h->keys[k].key, h->keys[k].keylen);
+            free(h->keys[k].key);
+        }
+        OPENSSL_cleanse(h->keys[k].token_hash, sizeof h->keys[k].token_hash);
     }
-    OPENSSL_cleanse(h->token_hash, sizeof h->token_hash);
     free(h->header);
     free(h->id_header);
     free(h->tenant);
@@ -180,47 +183,79 @@ static int get_string(config_setting_t *g, const char *key, const char **out)
     return *out != NULL;
 }
 
-/* The secret of a source: secret = "..." or secret_file = "/path" (private). */
-static char *read_secret(config_setting_t *g, const char *name, const char *path, char *err,
-                         size_t errlen)
+/* A secret of a source: KEY = "..." or KEY_file = "/path" (private), KEY being
+ * "secret" or "previous_secret". *where is the setting it came from. NULL
+ * with err set on error; NULL with err "" when an optional one is absent. */
+static char *read_secret(config_setting_t *g, const char *name, const char *key, int optional,
+                         const char *path, config_setting_t **where, char *err, size_t errlen)
 {
-    config_setting_t *inline_ = config_setting_get_member(g, "secret");
-    config_setting_t *file = config_setting_get_member(g, "secret_file");
+    char fkey[32];
+    snprintf(fkey, sizeof fkey, "%s_file", key);
+    config_setting_t *inline_ = config_setting_get_member(g, key);
+    config_setting_t *file = config_setting_get_member(g, fkey);
     char *val = NULL;
+    err[0] = '\0';
+    *where = inline_ ? inline_ : file;
     if (inline_ && file)
-        FAIL_AT(file, "hooks.%s: give either secret or secret_file, not both", name);
-    if (!inline_ && !file)
+        FAIL_AT(file, "hooks.%s: give either %s or %s, not both", name, key, fkey);
+    if (!inline_ && !file) {
+        if (optional)
+            return NULL;
         FAIL_AT(g, "hooks.%s has no secret; add secret_file = \"/etc/herald/%s.secret\"; (a "
                 "file only its owner can read) or secret = \"...\";", name, name);
+    }
     if (inline_) {
         const char *s = config_setting_get_string(inline_);
         if (!s || !*s)
-            FAIL_AT(inline_, "hooks.%s: secret must be a non-empty string", name);
+            FAIL_AT(inline_, "hooks.%s: %s must be a non-empty string", name, key);
         val = hr_strdup(s);
     } else {
         const char *p = config_setting_get_string(file);
         char ferr[512];
         if (!p || !*p)
-            FAIL_AT(file, "hooks.%s: secret_file must be a file path", name);
+            FAIL_AT(file, "hooks.%s: %s must be a file path", name, fkey);
         if (!(val = hr_read_file(p, 1, SECRET_FILE_MAX, ferr, sizeof ferr)))
-            FAIL_AT(file, "hooks.%s: secret_file: %s", name, ferr);
+            FAIL_AT(file, "hooks.%s: %s: %s", name, fkey, ferr);
         val[strcspn(val, "\r\n")] = '\0'; /* one line; a trailing newline is common */
         if (!*val) {
             free(val);
             val = NULL;
-            FAIL_AT(file, "hooks.%s: secret_file %s is empty; put the secret in it", name, p);
+            FAIL_AT(file, "hooks.%s: %s %s is empty; put the secret in it", name, fkey, p);
         }
     }
     if (hr_has_ctl(val)) {
         OPENSSL_cleanse(val, strlen(val));
         free(val);
         val = NULL;
-        FAIL_AT(inline_ ? inline_ : file, "hooks.%s: the secret contains control characters",
-                name);
+        FAIL_AT(*where, "hooks.%s: the %s contains control characters", name,
+                inline_ ? key : fkey);
     }
     return val;
 fail:
     return NULL;
+}
+
+/* Key material of one secret for the source's scheme; 0, or -1 with err set. */
+static int set_key(hr_hook_source *h, struct hr_hook_key *k, const char *secret,
+                   config_setting_t *m, const char *path, char *err, size_t errlen)
+{
+    const char *name = h->name;
+    hr_secret_add(secret);
+    if (h->scheme == HR_HOOK_STANDARD) {
+        k->key = hr_malloc(HR_WHSEC_MAX_BYTES);
+        if (hr_whsec_decode(secret, k->key, &k->keylen) != 0)
+            FAIL_AT(m, "hooks.%s: a Standard Webhooks secret is whsec_ followed by base64 of "
+                    "%d to %d bytes (herald webhook create makes one)", name, HR_WHSEC_MIN_BYTES,
+                    HR_WHSEC_MAX_BYTES);
+    } else if (h->scheme == HR_HOOK_GITHUB) {
+        k->keylen = strlen(secret);
+        k->key = (unsigned char *)hr_strdup(secret);
+    } else {
+        hr_sha256_hex(secret, k->token_hash);
+    }
+    return 0;
+fail:
+    return -1;
 }
 
 /* A group of name = "string" pairs (fields, pointers). */
@@ -272,8 +307,9 @@ static herald_status load_source(config_setting_t *g, const char *path, hr_hook_
         config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
         if (!in_list(known_keys, config_setting_name(m), 0))
             FAIL_AT(m, "hooks.%s: unknown setting '%s'; known: scheme, secret, secret_file, "
-                    "header, id_header, tolerance, max_body, tenant, type, title, body, "
-                    "severity, user, fields, pointers, data", name, config_setting_name(m));
+                    "previous_secret, previous_secret_file, header, id_header, tolerance, "
+                    "max_body, tenant, type, title, body, severity, user, fields, pointers, "
+                    "data", name, config_setting_name(m));
     }
     const char *scheme = NULL, *s = NULL;
     config_setting_t *m;
@@ -289,22 +325,20 @@ static herald_status load_source(config_setting_t *g, const char *path, hr_hook_
     h->scheme = !strcmp(scheme, "standard") ? HR_HOOK_STANDARD
                 : !strcmp(scheme, "github") ? HR_HOOK_GITHUB
                                             : HR_HOOK_TOKEN;
-    if (!(secret = read_secret(g, name, path, err, errlen)))
-        goto fail_quiet;
-    m = config_setting_get_member(g, "secret") ? config_setting_get_member(g, "secret")
-                                               : config_setting_get_member(g, "secret_file");
-    hr_secret_add(secret);
-    if (h->scheme == HR_HOOK_STANDARD) {
-        h->key = hr_malloc(HR_WHSEC_MAX_BYTES);
-        if (hr_whsec_decode(secret, h->key, &h->keylen) != 0)
-            FAIL_AT(m, "hooks.%s: a Standard Webhooks secret is whsec_ followed by base64 of "
-                    "%d to %d bytes (herald webhook create makes one)", name, HR_WHSEC_MIN_BYTES,
-                    HR_WHSEC_MAX_BYTES);
-    } else if (h->scheme == HR_HOOK_GITHUB) {
-        h->keylen = strlen(secret);
-        h->key = (unsigned char *)hr_strdup(secret);
-    } else {
-        hr_sha256_hex(secret, h->token_hash);
+    /* The secret, and the previous one while a sender rotates: either verifies. */
+    for (h->nkeys = 0; h->nkeys < HR_ARRAY_LEN(h->keys); h->nkeys++) {
+        secret = read_secret(g, name, h->nkeys ? "previous_secret" : "secret", h->nkeys != 0,
+                             path, &m, err, errlen);
+        if (!secret && *err)
+            goto fail_quiet;
+        if (!secret)
+            break;
+        int bad = set_key(h, &h->keys[h->nkeys], secret, m, path, err, errlen);
+        OPENSSL_cleanse(secret, strlen(secret));
+        free(secret);
+        secret = NULL;
+        if (bad)
+            goto fail_quiet;
     }
     if (!get_string(g, "header", &s) || (s && !valid_header_name(s)))
         FAIL_AT(config_setting_get_member(g, "header"), "hooks.%s: header must be a header "
@@ -390,8 +424,6 @@ static herald_status load_source(config_setting_t *g, const char *path, hr_hook_
                     "event's data)", name);
         h->data = config_setting_get_bool(m);
     }
-    OPENSSL_cleanse(secret, strlen(secret));
-    free(secret);
     return HERALD_OK;
 fail:
 fail_quiet:
@@ -433,19 +465,21 @@ fail_quiet:
 
 /* ---- requests ---- */
 
-int hr_hook_verify(const hr_hook_source *src, hr_hook_header_fn header, void *ctx,
-                   const char *body, size_t len, long long now_s, char *err, size_t errlen)
+/* One key against the request; 0 or -1 with err set. */
+static int verify_key(const hr_hook_source *src, const struct hr_hook_key *k,
+                      hr_hook_header_fn header, void *ctx, const char *body, size_t len,
+                      long long now_s, char *err, size_t errlen)
 {
     switch (src->scheme) {
     case HR_HOOK_STANDARD:
-        return hr_verify_standard(src->key, src->keylen, header(ctx, "webhook-id"),
+        return hr_verify_standard(k->key, k->keylen, header(ctx, "webhook-id"),
                                   header(ctx, "webhook-timestamp"),
                                   header(ctx, "webhook-signature"), body, len, now_s,
                                   src->tolerance_s, err, errlen) == HR_SIG_OK
                    ? 0
                    : -1;
     case HR_HOOK_GITHUB:
-        return hr_verify_github(src->key, src->keylen, header(ctx, "X-Hub-Signature-256"), body,
+        return hr_verify_github(k->key, k->keylen, header(ctx, "X-Hub-Signature-256"), body,
                                 len, err, errlen) == HR_SIG_OK
                    ? 0
                    : -1;
@@ -461,7 +495,7 @@ int hr_hook_verify(const hr_hook_source *src, hr_hook_header_fn header, void *ct
         /* Hashes first: the compare then takes the same time whatever the length. */
         char got[65];
         hr_sha256_hex(v, got);
-        int same = CRYPTO_memcmp(got, src->token_hash, 64) == 0;
+        int same = CRYPTO_memcmp(got, k->token_hash, 64) == 0;
         OPENSSL_cleanse(got, sizeof got);
         if (!same) {
             snprintf(err, errlen, "the %s header does not hold the configured token",
@@ -473,6 +507,19 @@ int hr_hook_verify(const hr_hook_source *src, hr_hook_header_fn header, void *ct
     }
     snprintf(err, errlen, "unknown scheme");
     return -1;
+}
+
+int hr_hook_verify(const hr_hook_source *src, hr_hook_header_fn header, void *ctx,
+                   const char *body, size_t len, long long now_s, char *err, size_t errlen)
+{
+    /* Every key is tried, so the time taken does not tell which one matched;
+     * the reason reported is the current secret's. */
+    int ok = 0;
+    char other[256];
+    for (size_t i = 0; i < src->nkeys; i++)
+        ok |= verify_key(src, &src->keys[i], header, ctx, body, len, now_s,
+                         i ? other : err, i ? sizeof other : errlen) == 0;
+    return ok ? 0 : -1;
 }
 
 int hr_hook_message_id(const hr_hook_source *src, hr_hook_header_fn header, void *ctx,

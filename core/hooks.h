@@ -30,9 +30,13 @@ typedef struct hr_hook_source {
     char *name;   /* the {source} of the URL */
     char *origin; /* "file:line", for messages */
     hr_hook_scheme scheme;
-    unsigned char *key; /* standard: the decoded whsec_ key; github: the secret */
-    size_t keylen;
-    char token_hash[65]; /* token: SHA-256 hex of the token */
+    /* The secret, then the previous one while the sender rotates (nkeys 2). */
+    struct hr_hook_key {
+        unsigned char *key; /* standard: the decoded whsec_ key; github: the secret */
+        size_t keylen;
+        char token_hash[65]; /* token: SHA-256 hex of the token */
+    } keys[2];
+    size_t nkeys;
     char *header;        /* token: the header carrying it */
     char *id_header;     /* token: the header carrying the message id, or NULL */
     long tolerance_s;    /* standard: webhook-timestamp tolerance either way */

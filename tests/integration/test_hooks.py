@@ -380,6 +380,49 @@ def crash_recovery():
             dm2.stop()
 
 
+def secret_rotation():
+    """previous_secret: while the sender moves to a new secret, requests signed with either
+    are accepted, anything else is 401; once the old one is removed (SIGHUP) it is refused."""
+    new_key = b"new-key-for-rotation-123"
+    new_whsec = "whsec_" + base64.b64encode(new_key).decode()
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        old_file = secret_file(tmp, "old.secret", WHSEC)
+        hooks = ('hooks = { billing = { scheme = "standard"; secret = "%s"; '
+                 'previous_secret_file = "%s"; title = "{{body.kind}}"; }; };\n'
+                 % (new_whsec, old_file))
+        cfg, api = setup(tmp, r, hooks=hooks)
+        dm = Daemon(tmp, cfg)
+        try:
+            if not started(dm, "rotation daemon"):
+                return
+            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
+            body = b'{"kind": "signed-old"}'
+            is_(post(api, "billing", body, std_headers("m-old", body))[0], 202,
+                "signed with the previous secret: 202")
+            body2 = b'{"kind": "signed-new"}'
+            is_(post(api, "billing", body2, std_headers("m-new", body2, key=new_key))[0], 202,
+                "signed with the new secret: 202")
+            is_(post(api, "billing", body2, std_headers("m-x", body2, key=b"another-key-0123"))[0],
+                401, "signed with a third key: 401")
+            ok(wait_until(lambda: delivered(r, "signed-old") and delivered(r, "signed-new"), 10),
+               "both became events and were delivered", lambda: reqs_diag(r))
+            text = Path(cfg).read_text(encoding="utf-8")
+            Path(cfg).write_text(text.replace(' previous_secret_file = "%s";' % old_file, ""),
+                                 encoding="utf-8")
+            n = dm.log().count("configuration reloaded")
+            dm.signal(signal.SIGHUP)
+            ok(wait_until(lambda: dm.log().count("configuration reloaded") > n, 5),
+               "SIGHUP without previous_secret: reloaded", dm.describe)
+            body3 = b'{"kind": "late-old"}'
+            is_(post(api, "billing", body3, std_headers("m-old2", body3))[0], 401,
+                "after the reload the previous secret is refused: 401")
+            is_(post(api, "billing", body3, std_headers("m-new2", body3, key=new_key))[0], 202,
+                "and the new one still works")
+            ok(WHSEC not in dm.log() and new_whsec not in dm.log(), "neither secret in the log")
+        finally:
+            dm.stop()
+
+
 def reload_and_config_errors():
     with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
         cfg, api = setup(tmp, r, hooks='hooks = { ci = { scheme = "token"; header = "X-T"; '
@@ -453,7 +496,7 @@ def main():
     if not HERALDD:
         print("1..0 # SKIP HERALDD not set")
         return
-    run_scenarios((standard_webhooks, github_and_tokens, crash_recovery,
+    run_scenarios((standard_webhooks, github_and_tokens, crash_recovery, secret_rotation,
                    reload_and_config_errors), only=sys.argv[1:])
     done_testing()
 

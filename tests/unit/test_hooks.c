@@ -76,7 +76,7 @@ static void test_config(void)
     ok(b && b->scheme == HR_HOOK_TOKEN && !strcmp(b->header, "X-T") &&
            !strcmp(b->id_header, "X-Id") && !strcmp(b->tenant, "acme") && b->max_body == 4096,
        "token: header, id_header, tenant, max_body");
-    ok(c && c->scheme == HR_HOOK_STANDARD && c->keylen == 24 && c->tolerance_s == 120,
+    ok(c && c->scheme == HR_HOOK_STANDARD && c->nkeys == 1 && c->keys[0].keylen == 24 && c->tolerance_s == 120,
        "standard: the decoded key, a tolerance as a duration");
     ok(!hr_hooks_find(h, "d") && !hr_hooks_find(h, NULL), "unknown names are not found");
     hr_hooks_free(h);
@@ -89,6 +89,14 @@ static void test_config(void)
             "either secret or secret_file", "both secret and secret_file");
     refused("x = { scheme = \"standard\"; secret = \"whsec_AAAA\"; };",
             "whsec_ followed by base64", "a short whsec_ secret");
+    refused("x = { scheme = \"github\"; secret = \"s\"; previous_secret = \"p\"; "
+            "previous_secret_file = \"/x\"; };",
+            "either previous_secret or previous_secret_file", "both previous secret settings");
+    refused("x = { scheme = \"standard\"; secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"; "
+            "previous_secret = \"whsec_AAAA\"; };",
+            "whsec_ followed by base64", "a short whsec_ previous secret");
+    refused("x = { scheme = \"github\"; previous_secret = \"p\"; };", "has no secret",
+            "a previous secret without a current one");
     char *open_ = write_file("open.secret", "s3cret\n", 0640);
     char *text = hr_asprintf("x = { scheme = \"github\"; secret_file = \"%s\"; };", open_);
     refused(text, "chmod 600", "a secret file others may read");
@@ -96,7 +104,7 @@ static void test_config(void)
     char *priv = write_file("priv.secret", "s3cret\n", 0600);
     text = hr_asprintf("x = { scheme = \"github\"; secret_file = \"%s\"; };", priv);
     h = load(text, err, sizeof err);
-    ok(h && h->v[0].keylen == 6 && !memcmp(h->v[0].key, "s3cret", 6),
+    ok(h && h->v[0].keys[0].keylen == 6 && !memcmp(h->v[0].keys[0].key, "s3cret", 6),
        "a private secret file, its first line without the newline");
     hr_hooks_free(h);
     free(text);
@@ -183,6 +191,28 @@ static void test_verify(void)
     ok(!hr_hook_header_kept(t, "authorization") && !hr_hook_header_kept(t, "cookie") &&
            !hr_hook_header_kept(t, "webhook-signature") && hr_hook_header_kept(t, "x-event"),
        "credential and signature headers are not kept");
+
+    /* Rotation: the previous secret verifies beside the current one, nothing else does. */
+    hr_hooks *rot = load("gh = { scheme = \"github\"; secret = \"new secret\"; "
+                         "previous_secret = \"It's a Secret to Everybody\"; }; "
+                         "t = { scheme = \"token\"; header = \"Authorization\"; "
+                         "secret = \"n3w\"; previous_secret = \"s3kr1t\"; };",
+                         err, sizeof err);
+    if (ok(rot && rot->n == 2 && rot->v[0].nkeys == 2, "previous_secret: two keys")) {
+        is_int(hr_hook_verify(hr_hooks_find(rot, "gh"), lookup, gh_ok, body, strlen(body), 0,
+                              err, sizeof err), 0, "github: signed with the previous secret");
+        is_int(hr_hook_verify(hr_hooks_find(rot, "gh"), lookup, gh_ok, body, strlen(body) - 1,
+                              0, err, sizeof err), -1, "github: a changed body fails both");
+        hdr t_new[] = {{"Authorization", "Bearer n3w"}, {NULL, NULL}};
+        const hr_hook_source *tr = hr_hooks_find(rot, "t");
+        is_int(hr_hook_verify(tr, lookup, t_new, "", 0, 0, err, sizeof err), 0,
+               "token: the current secret");
+        is_int(hr_hook_verify(tr, lookup, t_ok, "", 0, 0, err, sizeof err), 0,
+               "token: the previous secret");
+        is_int(hr_hook_verify(tr, lookup, t_bad, "", 0, 0, err, sizeof err), -1,
+               "token: neither");
+    }
+    hr_hooks_free(rot);
 
     const char *sbody = "{\"test\": 2432232314}";
     hdr s_ok[] = {{"webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
