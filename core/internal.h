@@ -63,6 +63,12 @@ char *hr_read_file(const char *path, int private_only, size_t max, char *err, si
  * no group or other permission bits. 0, or -1 with a one-line message naming
  * the file, the problem and the fix (chmod 600 / chown). st is path's stat. */
 struct stat;
+/* The directory part of path ("." when none); malloc'd. */
+char *hr_dir_of(const char *path);
+/* Run as root, give the file just created at path (open as fd) to the owner
+ * of its directory when that is another user: `sudo herald ...` with heraldd
+ * down must not leave the daemon's user a database or key it cannot open. */
+void hr_give_to_dir_owner(int fd, const char *path);
 int hr_check_private(const char *path, const struct stat *st, char *err, size_t errlen);
 
 /* ---- log.c: one printf-checked logger with levels and secret redaction ---- */

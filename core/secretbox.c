@@ -122,23 +122,13 @@ static int key_id(const unsigned char key[KEY_LEN], unsigned char kid[KID_LEN])
     return ok ? 0 : -1;
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return hr_strdup(".");
-    if (slash == path)
-        return hr_strdup("/");
-    return hr_strndup(path, (size_t)(slash - path));
-}
-
 char *hr_secretbox_default_path(const char *db_path)
 {
     if (!db_path)
         return NULL;
     if (!strchr(db_path, '/'))
         return hr_strdup("secret.key");
-    char *dir = dir_of(db_path);
+    char *dir = hr_dir_of(db_path);
     char *p = hr_asprintf("%s%ssecret.key", dir, strcmp(dir, "/") ? "/" : "");
     free(dir);
     return p;
@@ -167,7 +157,7 @@ static int write_all(int fd, const char *p, size_t n)
 
 static int fsync_dir(const char *path)
 {
-    char *dir = dir_of(path);
+    char *dir = hr_dir_of(path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(dir);
     if (fd < 0)
@@ -185,6 +175,7 @@ static int write_new(const char *path, const char *text, size_t n)
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
+    hr_give_to_dir_owner(fd, path);
     if (fchmod(fd, 0600) != 0 || write_all(fd, text, n) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);

@@ -807,6 +807,7 @@ static herald_status create_private(const char *path, char *err, size_t errlen)
         return HERALD_E_IO;
     }
     herald_status st = HERALD_OK;
+    hr_give_to_dir_owner(fd, path);
     if (fchmod(fd, 0600) != 0) {
         snprintf(err, errlen, "%s: cannot make the database private: %s", path, strerror(errno));
         st = HERALD_E_IO;

@@ -266,12 +266,49 @@ static const char *user_name(uid_t uid, char *buf, size_t buflen)
     return buf;
 }
 
+char *hr_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return hr_strdup(".");
+    if (slash == path)
+        return hr_strdup("/");
+    return hr_strndup(path, (size_t)(slash - path));
+}
+
+void hr_give_to_dir_owner(int fd, const char *path)
+{
+    if (geteuid() != 0)
+        return;
+    char *dir = hr_dir_of(path);
+    struct stat st;
+    if (stat(dir, &st) == 0 && st.st_uid != 0 && fchown(fd, st.st_uid, st.st_gid) != 0)
+        hr_log(HERALD_LOG_WARNING, "%s: cannot give the new file to the owner of %s (uid %lu): "
+               "%s; run chown %lu:%lu %s", path, dir, (unsigned long)st.st_uid, strerror(errno),
+               (unsigned long)st.st_uid, (unsigned long)st.st_gid, path);
+    free(dir);
+}
+
+/* Root using a file of the user who owns its directory too: heraldd's key or
+ * database in its state directory, for `sudo herald ...`. A file another user
+ * left in someone else's directory (/tmp) is no such thing. */
+static int root_may_use(const char *path, const struct stat *st)
+{
+    if (geteuid() != 0)
+        return 0;
+    char *dir = hr_dir_of(path);
+    struct stat d;
+    int yes = stat(dir, &d) == 0 && d.st_uid == st->st_uid;
+    free(dir);
+    return yes;
+}
+
 int hr_check_private(const char *path, const struct stat *st, char *err, size_t errlen)
 {
     uid_t me = geteuid();
     /* Someone else's file could be swapped or read by them at any time; root
      * is allowed so a packaged or provisioned secret file works for any user. */
-    if (st->st_uid != me && st->st_uid != 0) {
+    if (st->st_uid != me && st->st_uid != 0 && !root_may_use(path, st)) {
         char owner[256], self[256];
         const char *on = user_name(st->st_uid, owner, sizeof owner);
         const char *sn = user_name(me, self, sizeof self);

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "servers"))
 
-from taplib import bail_out, diag, done_testing, is_, like, ok, run_scenarios  # noqa: E402
+from taplib import bail_out, diag, done_testing, is_, like, ok, run_scenarios, skip  # noqa: E402
 from receiver import Receiver  # noqa: E402
 
 HERALD = os.environ.get("HERALD")
@@ -1296,6 +1296,48 @@ def retention_deletes_old_finished_events():
         ok(res.rc != 0 and "retention (3600s) is shorter than idempotency_window (86400s)"
            in res.err, "a retention shorter than the idempotency window is refused",
            res.describe)
+
+
+@scenario
+def root_cli_leaves_files_to_their_owner():
+    """`sudo herald ...` while heraldd is down: the database and the secret key it creates
+    in heraldd's state directory belong to that directory's owner, not to root, or
+    heraldd (running as that user) could no longer open them."""
+    if os.geteuid() != 0:
+        skip("files made by root go to the directory's owner", "needs root")
+        return
+    nobody = 65534
+    with tempfile.TemporaryDirectory() as tmp, receiver("200") as r:
+        state = Path(tmp) / "state"
+        state.mkdir()
+        os.chown(str(state), nobody, nobody)
+        cfg = write_config(tmp, [hook("fast", r.url + "/f")], db_name="state/q.db")
+        res = run(tmp, ["-c", cfg, "send", "--wait=5s", "made by root"])
+        ok(res.rc == 0 and len(r.requests()) == 1, "herald send as root delivers", res.describe)
+        res = run(tmp, ["-c", cfg, "webhook", "add", "--name", "w", "--url", r.url + "/w",
+                        "--events", "*"])
+        ok(res.rc == 0, "herald webhook add as root seals its secret with a new key",
+           res.describe)
+        for name in ("q.db", "secret.key"):
+            st = os.stat(str(state / name)) if (state / name).exists() else None
+            is_(st and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (nobody, nobody, 0o600),
+                "%s: owned by the directory's owner, mode 0600" % name)
+        leftovers = sorted(p.name for p in state.iterdir() if p.stat().st_uid != nobody)
+        is_(leftovers, [], "no root-owned file left in the state directory")
+        res = run(tmp, ["-c", cfg, "webhook", "add", "--name", "w2", "--url", r.url + "/w2",
+                        "--events", "*"])
+        ok(res.rc == 0, "root goes on using the key its owner keeps in its own directory",
+           res.describe)
+        stray = Path(tmp) / "stray.secret"   # another user's file in root's directory
+        stray.write_text("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")
+        os.chmod(str(stray), 0o600)
+        os.chown(str(stray), nobody, nobody)
+        bad = write_config(tmp, [hook("fast", r.url + "/f")], name="stray.conf",
+                           db_name="state/q.db", extra={"secret_key": str(stray)})
+        res = run(tmp, ["-c", bad, "webhook", "add", "--name", "w3", "--url", r.url + "/w3",
+                        "--events", "*"])
+        ok(res.rc != 0 and "owned by uid 65534" in res.err,
+           "but not another user's key in a directory that user does not own", res.describe)
 
 
 @scenario
