@@ -347,6 +347,11 @@ def crash_recovery():
             code, rep, _ = post(api, "billing", body, std_headers("msg_11", body))
             is_(code, 202, "a receipt is accepted")
             ok(wait_until(lambda: delivered(r, "Invoice in_11 paid"), 10), "and delivered")
+            # Killed once the delivery is recorded as sent: one still in flight would rightly
+            # be sent again after the restart (at least once), which is not what this tests.
+            ok(wait_until(lambda: db_rows(tmp, "SELECT count(*) FROM deliveries "
+                                               "WHERE state = 2")[0][0] == 1, 10),
+               "and its delivery recorded as sent")
             dm.kill9()
             ok(not dm.alive(), "heraldd is killed with SIGKILL")
             (event_id, headers), = db_rows(tmp, "SELECT event_id, headers FROM hook_receipts "
