@@ -681,6 +681,48 @@ static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* GitHub's application/x-www-form-urlencoded mode: the JSON document is the
+ * form's payload parameter. Its value, decoded (malloc'd, *n bytes), or NULL
+ * when the form has none or it is not properly encoded. */
+static char *form_payload(const char *body, size_t len, size_t *n)
+{
+    for (size_t i = 0; i < len;) {
+        size_t end = i;
+        while (end < len && body[end] != '&')
+            end++;
+        if (end - i >= 8 && !memcmp(body + i, "payload=", 8)) {
+            char *out = hr_malloc(end - i - 8 + 1);
+            size_t o = 0;
+            for (size_t k = i + 8; k < end; k++) {
+                int hi, lo;
+                if (body[k] == '+') {
+                    out[o++] = ' ';
+                } else if (body[k] != '%') {
+                    out[o++] = body[k];
+                } else if (k + 2 < end && (hi = hexval((unsigned char)body[k + 1])) >= 0 &&
+                           (lo = hexval((unsigned char)body[k + 2])) >= 0) {
+                    out[o++] = (char)(hi << 4 | lo);
+                    k += 2;
+                } else {
+                    free(out);
+                    return NULL;
+                }
+            }
+            out[o] = '\0';
+            *n = o;
+            return out;
+        }
+        i = end + 1;
+    }
+    return NULL;
+}
+
 /* Verified, stored in the round's transaction and answered after the commit;
  * turned into an event later (hr_hooks_process), never here. */
 static void post_hook(hr_api *api, req *r, const auth *a, char **seg)
@@ -701,12 +743,34 @@ static void post_hook(hr_api *api, req *r, const auth *a, char **seg)
         answer_error(r, 401, "invalid_signature", "%s", why);
         return;
     }
+    /* What is stored is JSON: the body, or the payload of a form-encoded one
+     * (the signature covered the form as sent). */
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    char *form = NULL;
+    size_t stored_len = r->body.len;
     json_t *parsed;
-    if (!json_body(r, &parsed))
+    if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33) &&
+        (!ct[33] || ct[33] == ';' || ct[33] == ' ')) {
+        json_error_t e;
+        if (!(form = form_payload(body, r->body.len, &stored_len))) {
+            answer_error(r, 400, "malformed_form", "a form-encoded webhook carries its JSON "
+                         "document in the payload parameter; this one has none (or a bad "
+                         "%%-escape)");
+            return;
+        }
+        if (!(parsed = json_loadb(form, stored_len, JSON_REJECT_DUPLICATES, &e))) {
+            answer_error(r, 400, "malformed_json", "the form's payload is not JSON: %s at line "
+                         "%d column %d", e.text, e.line, e.column);
+            free(form);
+            return;
+        }
+    } else if (!json_body(r, &parsed)) {
         return;
+    }
     json_decref(parsed);
     if (hr_hook_message_id(src, conn_header, r->conn, body, r->message_id, why, sizeof why) != 0) {
         answer_error(r, 400, "invalid_header", "%s", why);
+        free(form);
         return;
     }
     header_walk w = {src, json_object()};
@@ -714,13 +778,14 @@ static void post_hook(hr_api *api, req *r, const auth *a, char **seg)
     char *headers = json_dumps(w.out, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(w.out);
     hr_receipt rc = {.source = src->name, .message_id = r->message_id, .tenant = src->tenant,
-                     .headers = headers, .body = (char *)body, .body_len = r->body.len,
-                     .received_ms = hr_now_ms()};
+                     .headers = headers, .body = form ? form : (char *)body,
+                     .body_len = stored_len, .received_ms = hr_now_ms()};
     int dup = 0;
     herald_status st = HERALD_E_IO;
     if (api->env.begin(api->env.ctx))
         st = hr_store_receipt_add(api->env.store, &rc, &r->receipt, &dup);
     free(headers);
+    free(form);
     if (st != HERALD_OK) {
         answer_error(r, 503, "unavailable", "cannot store the webhook: %s; send it again",
                      hr_store_error(api->env.store));

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -284,6 +285,28 @@ def github_and_tokens():
             h["X-Hub-Signature-256"] = "sha1=" + hmac.new(GH_SECRET.encode(), body,
                                                           hashlib.sha1).hexdigest()
             is_(post(api, "github", body, h)[0], 401, "GitHub: a sha1= signature: 401")
+
+            # GitHub's other content type: the JSON document in a form's payload parameter,
+            # the signature over the form as sent.
+            doc = {"action": "closed", "repository": {"full_name": "octo/repo"}, "n": "a+b&c"}
+            form = ("payload=" + urllib.parse.quote_plus(json.dumps(doc))).encode()
+            form_ct = "application/x-www-form-urlencoded"
+            code, rep, _ = post(api, "github", form, gh_headers(form, "d-5", "pull_request"),
+                                ctype=form_ct)
+            is_((code, rep.get("message_id")), (202, "d-5"),
+                "GitHub form-encoded (payload=...): 202", lambda: str(rep))
+            got = wait_until(lambda: delivered(r, "octo/repo: closed"), 10)
+            ok(got, "and its payload is the event's document", lambda: reqs_diag(r))
+            stored = db_rows(tmp, "SELECT body FROM hook_receipts WHERE message_id = 'd-5'")
+            is_(json.loads(stored[0][0]) if stored else None, doc,
+                "the receipt keeps the decoded JSON payload")
+            is_(post(api, "github", form + b"x", gh_headers(form, "d-6"), ctype=form_ct)[0], 401,
+                "form-encoded: a body other than the signed one: 401")
+            for bad, why in ((b"other=1", "no payload parameter"),
+                             (b"payload=%7B%zz", "a bad %-escape"),
+                             (b"payload=not+json", "a payload that is not JSON")):
+                code, rep, _ = post(api, "github", bad, gh_headers(bad, "d-7"), ctype=form_ct)
+                is_(code, 400, "form-encoded with %s: 400" % why, lambda: str(rep))
 
             job = json.dumps({"job": "build-7"}).encode()
             code, rep, _ = post(api, "ci", job, {"X-Hook-Token": CI_TOKEN, "X-Request-Id": "r-1"})
