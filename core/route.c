@@ -178,6 +178,7 @@ void hr_directory_free(hr_directory *d)
     for (size_t i = 0; i < d->nusers; i++)
         user_clear(&d->users[i]);
     free(d->users);
+    free(d->uslots);
     for (size_t i = 0; i < d->ngroups; i++) {
         free(d->groups[i].name);
         free(d->groups[i].origin);
@@ -187,11 +188,44 @@ void hr_directory_free(hr_directory *d)
     free(d);
 }
 
+static size_t name_hash(const char *s)
+{
+    size_t h = 14695981039346656037ULL & SIZE_MAX; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * (size_t)1099511628211ULL;
+    return h;
+}
+
+static void slot_put(size_t *slots, size_t cap, const char *name, size_t i)
+{
+    size_t k = name_hash(name) & (cap - 1);
+    while (slots[k])
+        k = (k + 1) & (cap - 1);
+    slots[k] = i + 1;
+}
+
+/* Index the user just added (d->users[d->nusers - 1], named): with 10,000
+ * users, finding each by a scan made loading the directory take a second. */
+static void index_user(hr_directory *d)
+{
+    if (2 * d->nusers > d->ncap) {
+        size_t cap = d->ncap ? 2 * d->ncap : 64;
+        free(d->uslots);
+        d->uslots = hr_calloc(cap, sizeof *d->uslots);
+        d->ncap = cap;
+        for (size_t i = 0; i + 1 < d->nusers; i++)
+            slot_put(d->uslots, cap, d->users[i].name, i);
+    }
+    slot_put(d->uslots, d->ncap, d->users[d->nusers - 1].name, d->nusers - 1);
+}
+
 hr_user *hr_directory_user(const hr_directory *d, const char *name)
 {
-    for (size_t i = 0; d && i < d->nusers; i++)
-        if (strcmp(d->users[i].name, name) == 0)
-            return &d->users[i];
+    if (!d || !d->ncap || !name)
+        return NULL;
+    for (size_t k = name_hash(name) & (d->ncap - 1); d->uslots[k]; k = (k + 1) & (d->ncap - 1))
+        if (strcmp(d->users[d->uslots[k] - 1].name, name) == 0)
+            return &d->users[d->uslots[k] - 1];
     return NULL;
 }
 
@@ -381,6 +415,7 @@ herald_status hr_directory_from_config(hr_directory *d, const hr_config *cfg, ch
             d->nusers++;
             if (st != HERALD_OK)
                 return st;
+            index_user(d);
         }
         /* A user's groups = [...] joins groups. */
         for (size_t i = 0; i < d->nusers; i++) {
@@ -1236,6 +1271,7 @@ static hr_user *user_add(hr_directory *d, const char *name, const char *origin)
     u->name = hr_strdup(name);
     u->origin = hr_strdup(origin);
     u->min_sev = -1;
+    index_user(d);
     return u;
 }
 

@@ -72,6 +72,10 @@ typedef struct hr_directory {
     size_t nusers;
     hr_group *groups;
     size_t ngroups;
+    /* Users by name: open addressing, a slot holds a user's index + 1. Kept
+     * up as users are added, read-only once the directory is built. */
+    size_t *uslots;
+    size_t ncap;
 } hr_directory;
 
 hr_directory *hr_directory_new(void);
