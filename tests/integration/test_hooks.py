@@ -107,6 +107,13 @@ def setup(tmp, r, hooks=None):
     return cfg, Api(port)
 
 
+def api_up(dm, api, what):
+    """Start dm and wait for its HTTP API, a test each; False (and a failed test) when
+    either does not come up."""
+    return started(dm, what) and ok(wait_until(lambda: api.call("GET", "/healthz")[0] == 200,
+                                               5), "%s: the HTTP API answers" % what, dm.describe)
+
+
 def post(api, source, body, headers, ctype="application/json"):
     return api.json("POST", "/v1/hooks/" + source, body=body, ctype=ctype, headers=headers)
 
@@ -261,9 +268,8 @@ def github_and_tokens():
         cfg, api = setup(tmp, r)
         dm = Daemon(tmp, cfg, verbose=True)
         try:
-            if not started(dm, "GitHub and token daemon"):
+            if not api_up(dm, api, "GitHub and token daemon"):
                 return
-            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
             body = json.dumps({"action": "opened", "repository": {"full_name": "octo/repo"}})
             body = body.encode()
             code, rep, _ = post(api, "github", body, gh_headers(body, "d-1", "pull_request"))
@@ -363,9 +369,8 @@ def crash_recovery():
         dm = Daemon(tmp, cfg)
         dm2 = Daemon(tmp, cfg, tag="heraldd2")
         try:
-            if not started(dm, "crash daemon"):
+            if not api_up(dm, api, "crash daemon"):
                 return
-            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
             body = billing_body(11)
             code, rep, _ = post(api, "billing", body, std_headers("msg_11", body))
             is_(code, 202, "a receipt is accepted")
@@ -421,9 +426,8 @@ def secret_rotation():
         cfg, api = setup(tmp, r, hooks=hooks)
         dm = Daemon(tmp, cfg)
         try:
-            if not started(dm, "rotation daemon"):
+            if not api_up(dm, api, "rotation daemon"):
                 return
-            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
             body = b'{"kind": "signed-old"}'
             is_(post(api, "billing", body, std_headers("m-old", body))[0], 202,
                 "signed with the previous secret: 202")
@@ -458,9 +462,8 @@ def reload_and_config_errors():
         base = Path(cfg).read_text(encoding="utf-8").split("hooks = {")[0]
         dm = Daemon(tmp, cfg)
         try:
-            if not started(dm, "reload daemon"):
+            if not api_up(dm, api, "reload daemon"):
                 return
-            wait_until(lambda: api.call("GET", "/healthz")[0] == 200, 5)
             job = b'{"job": "a"}'
             is_(post(api, "ci", job, {"X-T": "one-token-value"})[0], 202, "source ci works")
             is_(post(api, "deploy", job, {"X-T": "two"})[0], 404, "source deploy is not there yet")
