@@ -799,6 +799,68 @@ static void post_hook(hr_api *api, req *r, const auth *a, char **seg)
     MHD_suspend_connection(r->conn);
 }
 
+/* A source's receipts, newest first, for finding out why a webhook did not
+ * become an event. Another tenant's source is 404, as if it did not exist. */
+static void get_hook_receipts(hr_api *api, req *r, const auth *a, char **seg)
+{
+    const hr_hook_source *src = hook_source(api, seg[3]);
+    const char *tenant = src && src->tenant ? src->tenant : "default";
+    if (!src || strcmp(tenant, a->tok->tenant)) {
+        answer_error(r, 404, "not_found", "no hook source '%s'", seg[3]);
+        return;
+    }
+    static const char *const states[] = {"new", "done", "failed"};
+    int state = -1;
+    const char *v;
+    if ((v = query(r, "state"))) {
+        for (int i = 0; i < (int)HR_ARRAY_LEN(states); i++)
+            if (!strcmp(v, states[i]))
+                state = i;
+        if (state < 0) {
+            answer_error(r, 400, "invalid_query", "state=%s: use new, done or failed", v);
+            return;
+        }
+    }
+    long limit = 100;
+    long long before = 0;
+    char *end;
+    if ((v = query(r, "limit")) && ((limit = strtol(v, &end, 10)) < 1 || limit > LIST_MAX || *end)) {
+        answer_error(r, 400, "invalid_query", "limit=%s: use 1 to %d", v, LIST_MAX);
+        return;
+    }
+    if ((v = query(r, "cursor")) && ((before = strtoll(v, &end, 10)) <= 0 || *end)) {
+        answer_error(r, 400, "invalid_query", "cursor=%s is not a cursor from a previous page", v);
+        return;
+    }
+    hr_receipt_row *rows = NULL;
+    size_t n = 0;
+    if (hr_store_receipts_list(api->env.store, src->name, tenant, state, before,
+                               (size_t)limit + 1, &rows, &n) != HERALD_OK) {
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+        return;
+    }
+    json_t *arr = json_array();
+    size_t shown = n > (size_t)limit ? (size_t)limit : n;
+    for (size_t i = 0; i < shown; i++) {
+        char rcv[32], done[32];
+        hr_rfc3339(rows[i].received_ms, rcv, sizeof rcv);
+        hr_rfc3339(rows[i].processed_ms, done, sizeof done);
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:o, s:I}", "id",
+                           (json_int_t)rows[i].id, "message_id", rows[i].message_id, "state",
+                           (unsigned)rows[i].state < HR_ARRAY_LEN(states) ? states[rows[i].state]
+                                                                         : "unknown",
+                           "received", rcv, "processed",
+                           rows[i].processed_ms ? json_string(done) : json_null(), "event",
+                           rows[i].event_id ? json_string(rows[i].event_id) : json_null(),
+                           "error", rows[i].error ? json_string(rows[i].error) : json_null(),
+                           "bytes", (json_int_t)rows[i].bytes));
+    }
+    json_t *next = n > (size_t)limit ? json_sprintf("%lld", rows[shown - 1].id) : json_null();
+    hr_receipt_rows_free(rows, n);
+    answer_json(r, 200, json_pack("{s:o, s:o}", "receipts", arr, "next_cursor", next));
+}
+
 size_t hr_api_receipts(hr_api *api)
 {
     if (!api)
@@ -1661,6 +1723,7 @@ static const route routes[] = {
     {"PATCH", "/v1/users/{name}/preferences", "user", patch_prefs},
     /* No token: the source's signature or shared token is the credential. */
     {"POST", "/v1/hooks/{source}", NULL, post_hook},
+    {"GET", "/v1/hooks/{source}/receipts", "read", get_hook_receipts},
     {"GET", "/v1/openapi.json", NULL, get_openapi},
     {"GET", "/healthz", NULL, get_healthz},
     {"GET", "/readyz", NULL, get_readyz},

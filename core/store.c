@@ -2905,6 +2905,57 @@ herald_status hr_store_receipts_new(hr_store *s, size_t max, hr_receipt **out, s
     return HERALD_OK;
 }
 
+herald_status hr_store_receipts_list(hr_store *s, const char *source, const char *tenant,
+                                     int state, long long before_id, size_t max,
+                                     hr_receipt_row **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, message_id, state, received_ms, processed_ms, "
+                                  "event_id, error, length(CAST(body AS BLOB)) FROM hook_receipts "
+                                  "WHERE source = ?1 AND tenant = ?2 AND (?3 < 0 OR state = ?3) "
+                                  "AND (?4 <= 0 OR id < ?4) ORDER BY id DESC LIMIT ?5",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(s, "list the webhook receipts");
+    bind_text(s, q, 1, source);
+    bind_text(s, q, 2, tenant);
+    bind_int(s, q, 3, state);
+    bind_int(s, q, 4, before_id);
+    bind_int(s, q, 5, (long long)max);
+    int rc;
+    while ((rc = step(s, q)) == SQLITE_ROW) {
+        *out = hr_realloc(*out, (*n + 1) * sizeof **out);
+        hr_receipt_row *r = &(*out)[(*n)++];
+        r->id = sqlite3_column_int64(q, 0);
+        r->message_id = col_dup(q, 1);
+        r->state = sqlite3_column_int(q, 2);
+        r->received_ms = sqlite3_column_int64(q, 3);
+        r->processed_ms = sqlite3_column_int64(q, 4);
+        r->event_id = col_dup(q, 5);
+        r->error = col_dup(q, 6);
+        r->bytes = sqlite3_column_int64(q, 7);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        hr_receipt_rows_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return db_fail(s, "list the webhook receipts");
+    }
+    return HERALD_OK;
+}
+
+void hr_receipt_rows_free(hr_receipt_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].message_id);
+        free(v[i].event_id);
+        free(v[i].error);
+    }
+    free(v);
+}
+
 herald_status hr_store_receipt_finish(hr_store *s, long long id, const char *event_id,
                                       const char *error, long long now)
 {

@@ -366,4 +366,19 @@ herald_status hr_store_receipt_finish(hr_store *s, long long id, const char *eve
                                       const char *error, long long now);
 void hr_receipts_free(hr_receipt *v, size_t n);
 
+/* A receipt as listed (GET /v1/hooks/{source}/receipts): no headers or body. */
+typedef struct hr_receipt_row {
+    long long id, received_ms, processed_ms; /* processed_ms 0: not yet */
+    int state;                               /* 0 new, 1 done, 2 failed */
+    char *message_id, *event_id, *error;     /* event_id, error: NULL when none */
+    long long bytes;                         /* of the stored body */
+} hr_receipt_row;
+
+/* A source's receipts of one tenant, newest first: those in state (-1: any)
+ * with an id below before_id (0: from the newest), at most max. */
+herald_status hr_store_receipts_list(hr_store *s, const char *source, const char *tenant,
+                                     int state, long long before_id, size_t max,
+                                     hr_receipt_row **out, size_t *n);
+void hr_receipt_rows_free(hr_receipt_row *v, size_t n);
+
 #endif /* HERALD_STORE_H */

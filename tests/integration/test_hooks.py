@@ -248,6 +248,38 @@ def standard_webhooks():
             like(raw.decode(), r'herald_events_accepted_total\{tenant="default",source="hook"\} 2\n',
                  "/metrics counts the two events the hooks became (source hook)")
 
+            # The receipts, for finding out why a webhook did not become an event.
+            code, got, _ = api.json("GET", "/v1/hooks/billing/receipts?state=failed",
+                                    token=reader)
+            failed = got.get("receipts", []) if code == 200 else []
+            is_([(x.get("message_id"), x.get("state"), x.get("event")) for x in failed],
+                [("msg_7", "failed", None)], "GET .../receipts?state=failed: the failed one",
+                lambda: str(got))
+            like(failed[0].get("error", "") if failed else "", "event type", "  with its reason")
+            stored = sorted((x[0] for x in receipts(tmp) if x[1] == "billing"), reverse=True)
+            code, page1, _ = api.json("GET", "/v1/hooks/billing/receipts?limit=2", token=reader)
+            ids1 = [x.get("id") for x in page1.get("receipts", [])]
+            is_((code, ids1), (200, stored[:2]), "limit=2: the two newest receipts",
+                lambda: str(page1))
+            cur = page1.get("next_cursor")
+            code, page2, _ = api.json("GET", "/v1/hooks/billing/receipts?limit=100&cursor=%s"
+                                      % cur, token=reader)
+            is_([x.get("id") for x in page2.get("receipts", [])], stored[2:],
+                "next_cursor: the rest, and no further page", lambda: str(page2))
+            is_(page2.get("next_cursor", "missing"), None, "  next_cursor null at the end")
+            done = [x for x in page1.get("receipts", []) + page2.get("receipts", [])
+                    if x.get("state") == "done"]
+            ok(done and all(x.get("event") and x.get("processed") and x.get("bytes", 0) > 0
+                            for x in done), "done receipts name their event, time and size",
+               lambda: str(done))
+            is_(api.json("GET", "/v1/hooks/billing/receipts")[0], 401, "receipts: no token: 401")
+            is_(api.json("GET", "/v1/hooks/nope/receipts", token=reader)[0], 404,
+                "receipts of an unknown source: 404")
+            is_(api.json("GET", "/v1/hooks/ci/receipts", token=reader)[0], 404,
+                "receipts of another tenant's source: 404, as if it did not exist")
+            is_(api.json("GET", "/v1/hooks/billing/receipts?state=lost", token=reader)[0], 400,
+                "receipts?state=lost: 400")
+
             log = dm.log()
             like(log, r"warning: hook billing: refused a request from 127\.0\.0\.1",
                  "refused signatures are logged at warning")
