@@ -1453,6 +1453,54 @@ static void get_user(hr_api *api, req *r, const auth *a, char **seg)
     show_user(api, r, a, seg[3], 1);
 }
 
+typedef struct group_rows {
+    const char *user;
+    json_t *groups; /* the user's run-time groups: name -> true */
+} group_rows;
+
+static void collect_groups(void *ctx, const char *what, const char *a, const char *b,
+                           const char *c, const char *d)
+{
+    (void)c;
+    (void)d;
+    group_rows *g = ctx;
+    if (!strcmp(what, "group") && b && !strcmp(b, g->user))
+        json_object_set_new(g->groups, a, json_true());
+}
+
+/* PUT's "groups": the user's run-time group memberships become these (those
+ * the configuration declares stay). 1, or 0 when answered with an error. */
+static int put_groups(hr_api *api, req *r, const char *tenant, const char *user, json_t *want)
+{
+    group_rows g = {user, json_object()};
+    int ok = hr_store_directory_each(api->env.store, tenant, collect_groups, &g) == HERALD_OK;
+    size_t i;
+    json_t *v;
+    const char *k;
+    void *tmp;
+    json_array_foreach(want, i, v)
+    {
+        int changed;
+        if (ok && !json_object_get(g.groups, json_string_value(v)))
+            ok = hr_store_group_member(api->env.store, tenant, json_string_value(v), user, 1,
+                                       &changed) == HERALD_OK;
+    }
+    json_object_foreach_safe(g.groups, tmp, k, v)
+    {
+        int changed, kept = 0;
+        json_t *w;
+        json_array_foreach(want, i, w) kept |= !strcmp(json_string_value(w), k);
+        if (ok && !kept)
+            ok = hr_store_group_member(api->env.store, tenant, k, user, 0, &changed) == HERALD_OK;
+    }
+    json_decref(g.groups);
+    if (!ok)
+        answer_error(r, 503, "unavailable", "%s", hr_store_error(api->env.store));
+    else
+        api->env.changed(api->env.ctx);
+    return ok;
+}
+
 static void put_user(hr_api *api, req *r, const auth *a, char **seg)
 {
     const char *name = seg[3], *tenant = a->tok->tenant;
@@ -1474,6 +1522,20 @@ static void put_user(hr_api *api, req *r, const auth *a, char **seg)
     if (json_object_get(o, "name") && (!json_is_string(json_object_get(o, "name")) ||
                                        strcmp(json_string_value(json_object_get(o, "name")), name))) {
         answer_error(r, 422, "invalid_user", "name is %s in the path", name);
+        goto out;
+    }
+    json_t *groups = json_object_get(o, "groups");
+    size_t gi;
+    json_array_foreach(groups, gi, v)
+    {
+        if (!json_is_string(v) || !hr_user_name_ok(json_string_value(v))) {
+            answer_error(r, 422, "invalid_user", "groups must be a list of group names (letters, "
+                         "digits, '-', '_' or '.')");
+            goto out;
+        }
+    }
+    if (groups && !json_is_array(groups)) {
+        answer_error(r, 422, "invalid_user", "groups must be a list of group names");
         goto out;
     }
     json_object_foreach(addrs, k, v)
@@ -1511,7 +1573,8 @@ static void put_user(hr_api *api, req *r, const auth *a, char **seg)
     }
     /* PUT replaces the run-time addresses: those not given are removed. */
     if (!runtime_prefs(api, r, tenant, name, &existing) ||
-        !apply_ops(api, r, tenant, name, &existing, ",addr,", &ops))
+        !apply_ops(api, r, tenant, name, &existing, ",addr,", &ops) ||
+        (groups && !put_groups(api, r, tenant, name, groups)))
         goto out;
     ok = created ? 201 : 200;
 out:

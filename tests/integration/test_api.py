@@ -615,6 +615,36 @@ def users_api_routing():
                 "alice's token replaced over the API")
             is_(send(), (200, sorted([tb, tn])),
                 "the next event uses the new token, sealed in the store and opened to deliver")
+
+            # Run-time group membership through PUT's groups.
+            code, u, _ = api.json("PUT", "/v1/users/carol", token=adm,
+                                  body={"addresses": {"gotify_token": ta}, "groups": ["ops"]})
+            is_((code, u.get("groups")), (201, ["ops"]), "PUT a new user with groups: 201",
+                lambda: str(u))
+            is_(send(), (200, sorted([ta, tb, tn])), "@ops now reaches carol too")
+            code, u, _ = api.json("PUT", "/v1/users/carol", token=adm,
+                                  body={"addresses": {"gotify_token": ta}, "groups": []})
+            is_((code, u.get("groups")), (200, []), "PUT with groups [] leaves @ops",
+                lambda: str(u))
+            is_(send(), (200, sorted([tb, tn])), "and @ops no longer reaches carol")
+            code, u, _ = api.json("PUT", "/v1/users/bob", token=adm,
+                                  body={"addresses": {}, "groups": []})
+            is_((code, u.get("groups")), (200, ["ops"]),
+                "a membership the configuration declares stays", lambda: str(u))
+            code, e, _ = api.json("PUT", "/v1/users/carol", token=adm,
+                                  body={"addresses": {}, "groups": ["Not A Group!"]})
+            is_(code, 422, "a bad group name: 422", lambda: str(e))
+            code, u, _ = api.json("GET", "/v1/users/carol", token=adm)
+            is_((code, u.get("groups")), (200, []), "  and nothing of it was stored",
+                lambda: str(u))
+            badm = token(tmp, cfg, "badm", "admin", tenant="b")
+            # heraldd picks up a new token within a second.
+            wait_until(lambda: api.call("GET", "/v1/users", token=badm)[0] == 200, 5)
+            code, u, _ = api.json("PUT", "/v1/users/dave", token=badm,
+                                  body={"addresses": {}, "groups": ["ops"]})
+            is_((code, u.get("groups")), (201, ["ops"]), "tenant b manages its own @ops",
+                lambda: str(u))
+            is_(send(), (200, sorted([tb, tn])), "which the default tenant's @ops does not see")
         finally:
             dm.stop()
 
