@@ -425,6 +425,26 @@ static void get_explain(hr_api *api, req *r, const auth *a, char **seg)
     answer_json(r, 200, json_pack("{s:s, s:o}", "id", seg[3], "routing", t ? t : json_null()));
 }
 
+/* ?limit= (1 to LIST_MAX, default 100) and ?cursor= (the last id of the
+ * previous page, 0 when none) of a listing, newest first. 0 when answered 400. */
+static int page_args(req *r, long *limit, long long *before)
+{
+    const char *v;
+    char *end;
+    *limit = 100;
+    *before = 0;
+    if ((v = query(r, "limit")) &&
+        ((*limit = strtol(v, &end, 10)) < 1 || *limit > LIST_MAX || *end)) {
+        answer_error(r, 400, "invalid_query", "limit=%s: use 1 to %d", v, LIST_MAX);
+        return 0;
+    }
+    if ((v = query(r, "cursor")) && ((*before = strtoll(v, &end, 10)) <= 0 || *end)) {
+        answer_error(r, 400, "invalid_query", "cursor=%s is not a cursor from a previous page", v);
+        return 0;
+    }
+    return 1;
+}
+
 static void get_deliveries(hr_api *api, req *r, const auth *a, char **seg)
 {
     (void)seg;
@@ -453,24 +473,9 @@ static void get_deliveries(hr_api *api, req *r, const auth *a, char **seg)
         }
         f.since_ms = hr_now_ms() - since;
     }
-    long limit = 100;
-    if ((v = query(r, "limit"))) {
-        char *end;
-        limit = strtol(v, &end, 10);
-        if (*end || limit < 1 || limit > LIST_MAX) {
-            answer_error(r, 400, "invalid_query", "limit=%s: use 1 to %d", v, LIST_MAX);
-            return;
-        }
-    }
-    if ((v = query(r, "cursor"))) {
-        char *end;
-        f.before_id = strtoll(v, &end, 10);
-        if (*end || f.before_id <= 0) {
-            answer_error(r, 400, "invalid_query", "cursor=%s is not a cursor from a previous "
-                         "page", v);
-            return;
-        }
-    }
+    long limit;
+    if (!page_args(r, &limit, &f.before_id))
+        return;
     f.limit = (size_t)limit + 1; /* one more: is there a next page? */
     hr_delivery_row *rows = NULL;
     size_t n = 0;
@@ -821,17 +826,10 @@ static void get_hook_receipts(hr_api *api, req *r, const auth *a, char **seg)
             return;
         }
     }
-    long limit = 100;
-    long long before = 0;
-    char *end;
-    if ((v = query(r, "limit")) && ((limit = strtol(v, &end, 10)) < 1 || limit > LIST_MAX || *end)) {
-        answer_error(r, 400, "invalid_query", "limit=%s: use 1 to %d", v, LIST_MAX);
+    long limit;
+    long long before;
+    if (!page_args(r, &limit, &before))
         return;
-    }
-    if ((v = query(r, "cursor")) && ((before = strtoll(v, &end, 10)) <= 0 || *end)) {
-        answer_error(r, 400, "invalid_query", "cursor=%s is not a cursor from a previous page", v);
-        return;
-    }
     hr_receipt_row *rows = NULL;
     size_t n = 0;
     if (hr_store_receipts_list(api->env.store, src->name, tenant, state, before,
