@@ -453,6 +453,46 @@ static void config_errors(void)
     hr_routing_free(r);
 }
 
+/* Users are found by name through an index grown as they are declared. */
+static void many_users(void)
+{
+    char err[1024];
+    hr_buf b = {0};
+    hr_buf_adds(&b, "users = (\n");
+    for (int i = 0; i < 300; i++)
+        hr_buf_addf(&b, "  { name = \"u%03d\"; email = \"u%03d@x.org\"; groups = [\"all\"]; }%s\n",
+                    i, i, i < 299 ? "," : "");
+    hr_buf_adds(&b, ");\n");
+    hr_routing *r = load(b.data, err, sizeof err);
+    if (ok(r != NULL, "300 users load")) {
+        int found = 1;
+        char name[16];
+        for (int i = 0; i < 300; i++) {
+            snprintf(name, sizeof name, "u%03d", i);
+            hr_user *u = hr_directory_user(r->dir, name);
+            found &= u && !strcmp(u->name, name) && u == &r->dir->users[i];
+        }
+        ok(found, "each of the 300 is found by name, as declared");
+        ok(!hr_directory_user(r->dir, "u300") && !hr_directory_user(r->dir, "") &&
+               !hr_directory_user(r->dir, NULL),
+           "names nobody declared are not");
+        hr_group *g = hr_directory_group(r->dir, "all");
+        is_int(g ? (int)g->n : -1, 300, "@all has the 300");
+    }
+    hr_routing_free(r);
+    /* The same user twice, far apart. */
+    hr_buf_reset(&b);
+    hr_buf_adds(&b, "users = (\n");
+    for (int i = 0; i < 100; i++)
+        hr_buf_addf(&b, "  { name = \"u%03d\"; email = \"u@x.org\"; },\n", i);
+    hr_buf_adds(&b, "  { name = \"u007\"; email = \"again@x.org\"; }\n);\n");
+    r = load(b.data, err, sizeof err);
+    ok(r == NULL, "a user declared twice is refused");
+    like(err, "user 'u007' is declared twice", "  ... naming the user");
+    hr_routing_free(r);
+    hr_buf_free(&b);
+}
+
 int main(void)
 {
     if (!getenv("HERALD_PLUGIN_PATH")) {
@@ -471,6 +511,7 @@ int main(void)
     quiet_hours();
     dedup_and_rate();
     config_errors();
+    many_users();
     hr_loader_free(loader);
     char *conf = hr_asprintf("%s/herald.conf", tmpdir);
     unlink(conf);
