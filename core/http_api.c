@@ -686,12 +686,6 @@ static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* GitHub's application/x-www-form-urlencoded mode: the JSON document is the
  * form's payload parameter. Its value, decoded (malloc'd, *n bytes), or NULL
  * when the form has none or it is not properly encoded. */
@@ -701,28 +695,8 @@ static char *form_payload(const char *body, size_t len, size_t *n)
         size_t end = i;
         while (end < len && body[end] != '&')
             end++;
-        if (end - i >= 8 && !memcmp(body + i, "payload=", 8)) {
-            char *out = hr_malloc(end - i - 8 + 1);
-            size_t o = 0;
-            for (size_t k = i + 8; k < end; k++) {
-                int hi, lo;
-                if (body[k] == '+') {
-                    out[o++] = ' ';
-                } else if (body[k] != '%') {
-                    out[o++] = body[k];
-                } else if (k + 2 < end && (hi = hexval((unsigned char)body[k + 1])) >= 0 &&
-                           (lo = hexval((unsigned char)body[k + 2])) >= 0) {
-                    out[o++] = (char)(hi << 4 | lo);
-                    k += 2;
-                } else {
-                    free(out);
-                    return NULL;
-                }
-            }
-            out[o] = '\0';
-            *n = o;
-            return out;
-        }
+        if (end - i >= 8 && !memcmp(body + i, "payload=", 8))
+            return hr_pct_decode(body + i + 8, end - i - 8, 1, n);
         i = end + 1;
     }
     return NULL;

@@ -35,6 +35,12 @@ void hr_buf_free(hr_buf *b);
 
 /* 1 when s[0..n) is valid UTF-8 without NUL bytes. */
 int hr_utf8_valid(const char *s, size_t n);
+/* The value of hex digit c, or -1. */
+int hr_hexval(int c);
+/* Percent-decode s[0..n) ('+' as a space too when plus_is_space, as forms
+ * encode it): hr_malloc'd, NUL-terminated, its length in *len; NULL when a
+ * '%' is not followed by two hex digits. The result may hold any byte. */
+char *hr_pct_decode(const char *s, size_t n, int plus_is_space, size_t *len);
 /* 1 when s contains CR, LF or any other control character except TAB. */
 int hr_has_ctl(const char *s);
 char *hr_base64(const void *data, size_t len);

@@ -257,17 +257,6 @@ hr_sig_result hr_verify_standard(const unsigned char *key, size_t keylen, const 
     return fail(HR_SIG_NO_SIGNATURE, err, errlen, "the webhook-signature has no v1 signature");
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 hr_sig_result hr_verify_github(const void *secret, size_t secretlen, const char *header,
                                const void *body, size_t len, char *err, size_t errlen)
 {
@@ -288,7 +277,8 @@ hr_sig_result hr_verify_github(const void *secret, size_t secretlen, const char 
         return fail(HR_SIG_MALFORMED, err, errlen,
                     "the sha256= signature is not 64 hexadecimal digits");
     for (size_t i = 0; i < MAC_LEN; i++) {
-        int hi = hexval((unsigned char)hex[2 * i]), lo = hexval((unsigned char)hex[2 * i + 1]);
+        int hi = hr_hexval((unsigned char)hex[2 * i]),
+            lo = hr_hexval((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return fail(HR_SIG_MALFORMED, err, errlen,
                         "the sha256= signature is not 64 hexadecimal digits");

@@ -7,36 +7,13 @@
 
 #include "internal.h"
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Percent-decode; NULL when the result would hold a NUL or a control byte. */
 static char *pct_decode(const char *s, size_t n)
 {
-    char *out = hr_malloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
-                free(out);
-                return NULL;
-            }
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
+    size_t o;
+    char *out = hr_pct_decode(s, n, 0, &o);
+    if (!out)
+        return NULL;
     if (hr_has_ctl(out) || strlen(out) != o) {
         free(out);
         return NULL;

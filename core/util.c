@@ -168,6 +168,37 @@ int hr_utf8_valid(const char *str, size_t n)
     return 1;
 }
 
+int hr_hexval(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+char *hr_pct_decode(const char *s, size_t n, int plus_is_space, size_t *len)
+{
+    char *out = hr_malloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 1 < n ? hr_hexval((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hr_hexval((unsigned char)s[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                free(out);
+                return NULL;
+            }
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[o++] = plus_is_space && s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[o] = '\0';
+    *len = o;
+    return out;
+}
+
 int hr_has_ctl(const char *s)
 {
     for (; *s; s++) {
