@@ -80,7 +80,6 @@ typedef struct djob {
     herald_message msg;
     chan_rt *rt;
     long long started_ms;
-    int limit; /* the channel's max_concurrent, for the engine thread */
     struct hr_dispatcher *d;
     struct djob *next;             /* in the finished list */
     struct djob *live_prev, *live_next; /* every job not yet recorded */
@@ -347,7 +346,7 @@ static void engine_job_done(hr_job *j);
 static void engine_start(hr_dispatcher *d, djob *dj)
 {
     chan_rt *rt = dj->rt;
-    if (rt->eng_running >= dj->limit) {
+    if (rt->eng_running >= rt->max_concurrent) { /* set once, before any job */
         if (rt->eng_tail)
             rt->eng_tail->next = dj;
         else
@@ -745,7 +744,6 @@ static void start_jobs(hr_dispatcher *d, djob *list, long long now)
         list = dj->next;
         dj->next = NULL;
         dj->started_ms = now;
-        dj->limit = dj->rt->max_concurrent;
         if (is_blocking(dj->rt))
             list_append(&work, &work_tail, dj, dj);
         else
