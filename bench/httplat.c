@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sorted.h"
+
 #define WARMUP_RATE 500
 #define POOL 64        /* keep-alive connections, at most one request outstanding on each */
 #define CONN_BUF 16384 /* a response's head and body must fit */
@@ -341,20 +343,6 @@ static long offer(long first, long n, double rate)
         }
     }
     return queued_max;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, long n, double p)
-{
-    if (n == 0)
-        return -1;
-    long k = (long)(p * (double)(n - 1) + 0.5);
-    return v[k];
 }
 
 static void report(long first, long n, double rate, long queued_max)

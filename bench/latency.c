@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sorted.h"
+
 #define WARMUP_RATE 500
 #define CONN_BUF 65536
 #define DRAIN_S 10.0 /* how long deliveries may trail the last submission */
@@ -222,20 +224,6 @@ static double offer(long first, long n, double rate)
     }
     free(buf);
     return lag;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, long n, double p)
-{
-    if (n == 0)
-        return -1;
-    long k = (long)(p * (double)(n - 1) + 0.5);
-    return v[k];
 }
 
 static long got_between(long first, long n)

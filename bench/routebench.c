@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "route.h"
+#include "sorted.h"
 
 #define NOON_UTC 1795348800000LL /* 2026-11-22T12:00:00Z */
 #define STEP_MS 3000LL
@@ -417,17 +418,6 @@ static double loadavg(void)
     return l;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 typedef struct stats {
     double us[64], p99[64]; /* per run: mean us/event, p99 us */
@@ -479,11 +469,11 @@ static void summarize(stats *st, int reps)
 {
     double tmp[64];
     memcpy(tmp, st->us, sizeof tmp);
-    st->med = median(tmp, (size_t)reps);
+    st->med = median_of(tmp, (size_t)reps);
     st->lo = tmp[0];
     st->hi = tmp[reps - 1];
     memcpy(tmp, st->p99, sizeof tmp);
-    st->p99med = median(tmp, (size_t)reps);
+    st->p99med = median_of(tmp, (size_t)reps);
 }
 
 /* --dump: every event's decisions and notes as JSON, state off then on, to compare two
@@ -667,7 +657,7 @@ int main(int argc, char **argv)
     for (size_t p = 0; p < npts && !dumping; p++) {
         summarize(&res[p].off, reps);
         summarize(&res[p].on, reps);
-        res[p].all_us = median(res[p].all, (size_t)reps);
+        res[p].all_us = median_of(res[p].all, (size_t)reps);
         free(res[p].evs);
         hr_routing_free(res[p].r);
     }
@@ -708,7 +698,7 @@ int main(int argc, char **argv)
         printf("| %u | %s | %s | %s (%s) | %.0f%% | %s | %s | %s | %s | %.2f | %s; %s |\n",
                pt->routes, F(pt->users), F(pt->c.matched), F(pt->c.decisions),
                F(pt->c.users), pt->c.wide, F(pt->off.med), spread, F(pt->off.p99med),
-               F(pt->on.med), median(ratio, (size_t)reps), F(pt->all_us),
+               F(pt->on.med), median_of(ratio, (size_t)reps), F(pt->all_us),
                F((double)pt->all_dec));
     }
     printf("\nThe ratio is the median over the runs of each run's ratio (every run routes "
