@@ -680,6 +680,14 @@ static void prune(daemon_t *dm)
     dm->prune_next_ms = now + pause;
 }
 
+/* Shorten a poll timeout (ms) so that the loop wakes by time at_ms. */
+static void wake_by(int *timeout, long long at_ms)
+{
+    long long wait = at_ms - hr_now_ms();
+    if (wait < *timeout)
+        *timeout = wait < 0 ? 0 : (int)wait;
+}
+
 /* Marks the HTTP API's descriptor among the polled ones. */
 static client api_owner;
 
@@ -730,16 +738,10 @@ static int run(daemon_t *dm)
         long long api_timeout = dm->api ? hr_api_timeout(dm->api) : -1;
         if (api_timeout >= 0 && api_timeout < timeout)
             timeout = (int)api_timeout;
-        if (dm->hooks_due && !dm->draining) {
-            long long wait = dm->hooks_retry_ms - hr_now_ms();
-            if (wait < timeout)
-                timeout = wait < 0 ? 0 : (int)wait;
-        }
-        if (dm->prune_cursor[0] && !dm->draining) {
-            long long wait = dm->prune_next_ms - hr_now_ms();
-            if (wait < timeout)
-                timeout = wait < 0 ? 0 : (int)wait;
-        }
+        if (dm->hooks_due && !dm->draining)
+            wake_by(&timeout, dm->hooks_retry_ms);
+        if (dm->prune_cursor[0] && !dm->draining)
+            wake_by(&timeout, dm->prune_next_ms);
         hr_dispatcher_wait(dm->d, timeout, fds, n);
         if (dm->old) {
             hr_dispatcher_step(dm->old, 0, NULL, 0);
